@@ -1,0 +1,125 @@
+"""Shared helpers for the course tools and tests: where the six stage scripts live and how to
+split one into its sections.
+
+A stage script is a docstring, imports, then sections, each introduced by a header line
+`# === name ===`. Everything before the first header is the section named 'preamble'.
+Standard library only. From a script in tools/ use `import stages`; tests put tools/ on
+sys.path first. Every function takes an optional `root` (default: this repository).
+"""
+import ast
+import difflib
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent  # repository root
+STAGE_FILES = [
+    "train0_bigram.py",
+    "train1_mlp_manual_grad.py",
+    "train2_autograd.py",
+    "train3_single_head.py",
+    "train4_multihead.py",
+    "train5_adam.py",
+]
+CONCEPTS = {  # the one concept each stage adds, for tables and page titles
+    0: "bigram counts",
+    1: "MLP + manual gradients",
+    2: "scalar autograd",
+    3: "single-head attention",
+    4: "multi-head, layers",
+    5: "Adam optimizer",
+}
+HEADER = re.compile(r"^# === (.+) ===$")
+
+
+def stage_path(i, root=ROOT):
+    """Path of stage script i (0-5)."""
+    if not 0 <= i < len(STAGE_FILES):
+        raise IndexError(f"no stage {i}; stages are 0-{len(STAGE_FILES) - 1}")
+    return Path(root) / STAGE_FILES[i]
+
+
+def read_stage(i, root=ROOT):
+    """Exact text of stage script i (line endings untouched)."""
+    return stage_path(i, root).read_bytes().decode("utf-8")
+
+
+def split_lines(text):
+    """Lines of text, each keeping its '\\n'. Splits on '\\n' only, as git and patch do
+    (str.splitlines would also split on '\\x0c', '\\u2028' and others)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]  # the part after the last '\n' has no newline of its own
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def split_sections(text):
+    """Ordered (name, text) pairs; the first is ('preamble', ...), possibly with empty text.
+    A header line belongs to its section, so joining the texts gives back `text` exactly."""
+    sections = [["preamble", ""]]
+    for line in split_lines(text):
+        match = HEADER.match(line.rstrip("\r\n"))
+        if match:
+            sections.append([match.group(1), ""])
+        sections[-1][1] += line
+    return [(name, body) for name, body in sections]
+
+
+def read_sections(i, root=ROOT):
+    """split_sections of stage script i."""
+    return split_sections(read_stage(i, root))
+
+
+def summary(i, root=ROOT):
+    """First line of stage i's module docstring ('' if it has none)."""
+    docstring = ast.get_docstring(ast.parse(read_stage(i, root))) or ""
+    return docstring.strip().split("\n")[0]
+
+
+def concept(i):
+    """Short title of the concept stage i adds, e.g. 'scalar autograd'."""
+    return CONCEPTS[i]
+
+
+def stage_diff(i, root=ROOT):
+    """Unified diff (n=3, labels a/<old> and b/<new>, no timestamps) from stage i-1 to i."""
+    if i < 1:
+        raise IndexError("stage 0 has no previous stage")
+    old = split_lines(read_stage(i - 1, root))
+    new = split_lines(read_stage(i, root))
+    diff = difflib.unified_diff(old, new, f"a/{STAGE_FILES[i - 1]}", f"b/{STAGE_FILES[i]}", n=3)
+    out = ""
+    for line in diff:
+        out += line
+        if not line.endswith("\n"):  # last line of a file without a final newline
+            out += "\n\\ No newline at end of file\n"
+    return out
+
+
+def changed_sections(i, root=ROOT):
+    """Names of sections of stage i that are new or whose text (header included) differs
+    from stage i-1, in stage i's order, then names of sections stage i removed."""
+    if i < 1:
+        raise IndexError("stage 0 has no previous stage")
+    old = read_sections(i - 1, root)
+    new = read_sections(i, root)
+    old_names = [name for name, _ in old]
+    new_names = [name for name, _ in new]
+    changed = []
+    for name in dict.fromkeys(new_names):  # each name once, in order
+        old_texts = [body for n, body in old if n == name]
+        new_texts = [body for n, body in new if n == name]
+        if old_texts != new_texts:
+            changed.append(name)
+    for name in dict.fromkeys(old_names):
+        if name not in new_names:
+            changed.append(name)
+    return changed
+
+
+def diff_counts(i, root=ROOT):
+    """(added, removed): the '+' and '-' lines of stage_diff(i), not counting its headers."""
+    body = split_lines(stage_diff(i, root))[2:]  # skip the '---' and '+++' header lines
+    added = sum(1 for line in body if line.startswith("+"))
+    removed = sum(1 for line in body if line.startswith("-"))
+    return added, removed

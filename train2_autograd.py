@@ -193,6 +193,16 @@ class Value:
                 # += because a node used in several places gets a gradient from each of them
                 child.grad += local_grad * node.grad
 
+
+def dot(a, b):
+    """sum_i a[i] * b[i] as one node rather than a chain of 2n: the local derivatives are
+    d/da[i] = b[i] and d/db[i] = a[i]. Matrix products are made of these."""
+    a_data = [ai.data for ai in a]
+    b_data = [bi.data for bi in b]
+    data = sum(x * y for x, y in zip(a_data, b_data))
+    return Value(data, (*a, *b), (*b_data, *a_data))
+
+
 # === parameters ===
 def matrix(nout, nin, std=0.08):
     return [[Value(random.gauss(0, std)) for _ in range(nin)] for _ in range(nout)]
@@ -206,10 +216,6 @@ params = [p for mat in state_dict.values() for row in mat for p in row]
 print(f'num params: {len(params)}')
 
 # === model ===
-def dot(a, b):
-    return sum(ai * bi for ai, bi in zip(a, b))
-
-
 def linear(x, w):
     """w @ x for a weight matrix w of shape (nout, nin); no bias."""
     return [dot(w_row, x) for w_row in w]

@@ -1,0 +1,417 @@
+"""Measure the six stage scripts: speed per training step, autograd graph size, memory, and
+the figures of a full default run. Generates benchmarks/results.json and benchmarks/engine.json,
+which tools/readme_figures.py turns into the README's tables.
+
+    python tools/benchmark.py                     # every stage, 20 steps: s/step, nodes, memory
+    python tools/benchmark.py --stages 2 5 --steps 50 --args="--n-embd 8 --n-head 2"
+    python tools/benchmark.py --rev 355af4f       # the scripts as committed at a git revision
+    python tools/benchmark.py --profile 5         # cProfile of a few steps of stage 5, top 15
+    python tools/benchmark.py --full              # run each script at its defaults: results.json
+    python tools/benchmark.py --engine-compare    # before (355af4f) vs after (HEAD): engine.json
+
+How a step is measured: a worker subprocess per stage executes the script's sections before
+`# === training ===` (so the script builds its own data, model and optimizer; its printing is
+discarded), then times the script's own functions, step by step as its training loop does:
+forward `loss = doc_loss(encode(doc))`, `loss.backward()`, the update (`sgd_update(lr_t)` or
+`adam_update(lr_t, step)`) and freeing the graph. Stage 1 has no graph: its forward is
+`doc_loss_and_grads` (manual backprop included) and its update `sgd_update(grads, lr_t)`.
+Stage 0 counts bigrams: its whole training section is timed and divided by its steps.
+Nodes per step are counted afterwards on the same names, outside the timing: the Values
+reachable from the loss over `_children` (the graph backward() walks) and every Value created.
+Peak memory is the worker's maximum resident set size, measured before the counting pass.
+Standard library only; Unix (uses the resource module).
+"""
+import argparse
+import contextlib
+import cProfile
+import hashlib
+import io
+import json
+import os
+import platform
+import pstats
+import re
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import stages
+
+TOOL = "tools/benchmark.py"
+BENCH_DIR = stages.ROOT / "benchmarks"
+RESULTS = BENCH_DIR / "results.json"
+ENGINE = BENCH_DIR / "engine.json"
+BEFORE_REV = "355af4f"   # six stage scripts with the straightforward scalar engine
+AFTER_REV = "HEAD"
+GRAPH_STAGES = [2, 3, 4, 5]   # the stages with an autograd engine
+OUTPUT_FIELDS = {   # results.json key: pattern in a stage script's output
+    "num_params": r"^num params: (\d+)$",
+    "train_loss_last50": r"^train loss \(last 50 steps\): ([\d.]+)$",
+    "val_loss": r"^val loss: ([\d.]+) ",
+    "train_time_s": r"^train time: ([\d.]+) s$",
+    "eval_time_s": r"^eval time: ([\d.]+) s$",
+}
+
+
+def fail(message):
+    sys.exit(f"error: {message}")
+
+
+# ---------------------------------------------------------------- worker (runs in a subprocess)
+def count_reachable(root):
+    """Number of distinct nodes reachable from root over _children (iterative, no recursion)."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in node._children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return len(seen)
+
+
+def load_stage(stage, root, args):
+    """Globals of stage script `stage` in `root` after executing its sections up to training."""
+    path = stages.stage_path(stage, root)
+    sections = stages.split_sections(stages.read_stage(stage, root))
+    names = [name for name, _ in sections]
+    if "training" not in names:
+        raise SystemExit(f"error: {path.name} has no '# === training ===' section")
+    setup = "".join(body for _, body in sections[:names.index("training")])
+    training = dict(sections)["training"]
+    scope = {"__name__": "__benchmark__", "__file__": str(path)}
+    saved_argv = sys.argv
+    sys.argv = [str(path), *args]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(setup, str(path), "exec"), scope)
+    finally:
+        sys.argv = saved_argv
+    # the training section starts where setup ends: pad so tracebacks show the script's lines
+    padded_training = "\n" * setup.count("\n") + training
+    return scope, compile(padded_training, str(path), "exec")
+
+
+def time_steps(stage, g, steps):
+    """Per-step (forward, backward, update, free) times in seconds, running the stage's own
+    functions on its first `steps` training names, as its training loop does."""
+    clock = time.perf_counter
+    rows = []
+    for step in range(steps):
+        tokens = g["encode"](g["train_docs"][step % len(g["train_docs"])])
+        lr_t = g["learning_rate"] * (1 - step / steps)
+        if stage == 1:
+            t0 = clock()
+            loss, grads = g["doc_loss_and_grads"](tokens)
+            t1 = t2 = clock()   # backward is inside doc_loss_and_grads
+            g["sgd_update"](grads, lr_t)
+            t3 = clock()
+            del loss, grads
+        else:
+            t0 = clock()
+            loss = g["doc_loss"](tokens)
+            t1 = clock()
+            loss.backward()
+            t2 = clock()
+            if "adam_update" in g:
+                g["adam_update"](lr_t, step)
+            else:
+                g["sgd_update"](lr_t)
+            t3 = clock()
+            del loss   # frees the whole graph: part of a step's cost
+        t4 = clock()
+        rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+    return rows
+
+
+def count_nodes(g, steps):
+    """(reachable, created): mean Values per step in the graph of the loss, and created in all."""
+    value_class = g["Value"]
+    original_init = value_class.__init__
+    created = 0
+
+    def counting_init(self, *args, **kwargs):
+        nonlocal created
+        created += 1
+        original_init(self, *args, **kwargs)
+
+    reachable = 0
+    value_class.__init__ = counting_init
+    try:
+        for step in range(steps):
+            tokens = g["encode"](g["train_docs"][step % len(g["train_docs"])])
+            loss = g["doc_loss"](tokens)   # the graph's shape depends on the tokens only
+            reachable += count_reachable(loss)
+            del loss
+    finally:
+        value_class.__init__ = original_init
+    return reachable / steps, created / steps
+
+
+def run_worker(spec):
+    """Benchmark one stage as `spec` says; returns a JSON-able dict."""
+    stage = spec["stage"]
+    g, training_code = load_stage(stage, spec["root"], spec["args"])
+    profiler = cProfile.Profile() if spec.get("profile") else None
+    if profiler:
+        profiler.enable()
+    if stage == 0:   # no step function to call: time the whole counting loop
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(training_code, g)
+        total = time.perf_counter() - start
+        steps = g["num_steps"]
+        rows = [(total / steps, None, None, 0.0)]
+    else:
+        steps = spec["steps"]
+        rows = time_steps(stage, g, steps)
+    if profiler:
+        profiler.disable()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # kB on Linux
+    means = [None if rows[0][k] is None else sum(r[k] for r in rows) / len(rows) for k in range(4)]
+    result = {
+        "stage": stage,
+        "file": stages.STAGE_FILES[stage],
+        "sha256": sha256(stages.stage_path(stage, spec["root"])),
+        "args": spec["args"],
+        "steps": steps,
+        "s_per_step": sum(m for m in means if m is not None),
+        "forward_s": means[0],
+        "backward_s": means[1],
+        "update_s": means[2],
+        "free_s": means[3],
+        "peak_rss_kb": peak_kb,
+        "nodes_per_step": None,
+        "created_per_step": None,
+    }
+    if stage == 0:   # no update function: the loop adds to the counts as it goes
+        result["update_s"] = None
+    if stage == 1:   # doc_loss_and_grads does the backward pass by hand, inside "forward"
+        result["backward_s"] = None
+    if stage >= 2:
+        result["nodes_per_step"], result["created_per_step"] = count_nodes(g, steps)
+    if profiler:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.strip_dirs().sort_stats("tottime").print_stats(15)
+        result["profile"] = out.getvalue()
+    return result
+
+
+# ---------------------------------------------------------------- parent side
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def count_lines(path):
+    """Non-blank lines of a file."""
+    return sum(1 for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def machine_info():
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu,
+    }
+
+
+def run_child(command, cwd):
+    """Run command; return (returncode, stdout text, stderr text, wall s, peak RSS kB)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)   # this child's own rusage, unlike RUSAGE_CHILDREN
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return (proc.returncode, out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace"), wall, usage.ru_maxrss)
+
+
+def bench_stage(stage, steps, root=stages.ROOT, args=(), profile=False):
+    """Benchmark stage script `stage` in `root` in a fresh worker subprocess; returns its dict."""
+    spec = {"stage": stage, "steps": steps, "root": str(root), "profile": profile,
+            "args": list(args) if stage == 0 else ["--steps", str(steps), *args]}
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    code, out, err, _, _ = run_child(command, cwd=root)
+    if code != 0:
+        last = (err.strip().splitlines() or ["(no message)"])[-1].removeprefix("error: ")
+        fail(f"stage {stage} worker failed: {last}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def full_run(stage, root=stages.ROOT):
+    """Run stage script `stage` in `root` at its defaults; returns its figures."""
+    path = stages.stage_path(stage, root)
+    code, out, err, wall, peak_kb = run_child([sys.executable, path.name], cwd=root)
+    if code != 0:
+        last = (err.strip().splitlines() or ["(no message)"])[-1].removeprefix("error: ")
+        fail(f"{path.name} failed: {last}")
+    row = {"stage": stage, "file": path.name, "sha256": sha256(path), "lines": count_lines(path)}
+    for key, pattern in OUTPUT_FIELDS.items():
+        match = re.search(pattern, out, re.MULTILINE)
+        if not match:
+            fail(f"{path.name}: no line matching {pattern!r} in its output")
+        row[key] = int(match.group(1)) if key == "num_params" else float(match.group(1))
+    row["wall_s"] = round(wall, 2)
+    row["peak_rss_kb"] = peak_kb
+    return row
+
+
+@contextlib.contextmanager
+def scripts_at(rev):
+    """A directory holding the stage scripts as committed at git revision rev (None: this
+    repository's working tree), with data/ linked in; yields (directory, full commit hash)."""
+    if rev is None:
+        yield stages.ROOT, None
+        return
+    git = ["git", "-C", str(stages.ROOT)]
+    found = subprocess.run([*git, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)
+    if found.returncode != 0:
+        fail(f"not a git revision here: {rev}")
+    commit = found.stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
+        for name in stages.STAGE_FILES:
+            shown = subprocess.run([*git, "show", f"{commit}:{name}"], capture_output=True)
+            if shown.returncode != 0:
+                fail(f"{name} does not exist at revision {rev}")
+            (Path(tmp) / name).write_bytes(shown.stdout)
+        os.symlink(stages.ROOT / "data", Path(tmp) / "data")
+        yield Path(tmp), commit
+
+
+def fmt(value, spec, missing="-"):
+    return missing if value is None else format(value, spec)
+
+
+def print_rows(rows, label):
+    print(label)
+    print(f"{'stage':<27}{'s/step':>9}{'nodes/step':>11}{'forward':>9}{'backward':>9}"
+          f"{'update':>9}{'free':>9}{'peak MB':>8}")
+    for r in rows:
+        print(f"{r['file']:<27}{r['s_per_step']:>9.3g}{fmt(r['nodes_per_step'], ',.0f'):>11}"
+              f"{fmt(r['forward_s'], '.3g'):>9}{fmt(r['backward_s'], '.3g'):>9}"
+              f"{fmt(r['update_s'], '.3g'):>9}{r['free_s']:>9.3g}{r['peak_rss_kb'] / 1024:>8.1f}")
+
+
+def write_json(path, data):
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(stages.ROOT)}")
+
+
+def do_full(stage_list):
+    rows = []
+    for stage in stage_list:
+        print(f"running {stages.STAGE_FILES[stage]} at its defaults ...", flush=True)
+        row = full_run(stage)
+        print(f"  {row['wall_s']:.1f} s wall, val loss {row['val_loss']}, "
+              f"peak {row['peak_rss_kb'] / 1024:.1f} MB", flush=True)
+        rows.append(row)
+    write_json(RESULTS, {
+        "generated": f"by {TOOL} --full; do not edit: rerun the tool",
+        "machine": machine_info(),
+        "stages": rows,
+    })
+
+
+def do_engine_compare(steps, stage_list):
+    """Before/after rows for stage_list; full default runs of both (the after engine's full
+    runs are taken from results.json where it measured the same script)."""
+    recorded = {}
+    if RESULTS.exists():
+        for row in json.loads(RESULTS.read_text())["stages"]:
+            recorded[row["sha256"]] = row
+    data = {"generated": f"by {TOOL} --engine-compare; do not edit: rerun the tool",
+            "machine": machine_info(), "steps": steps}
+    for key, rev in (("before", BEFORE_REV), ("after", AFTER_REV)):
+        with scripts_at(rev) as (root, commit):
+            bench = []
+            full = []
+            for stage in stage_list:
+                print(f"{key} ({rev}): {stages.STAGE_FILES[stage]}, {steps} steps ...", flush=True)
+                bench.append(bench_stage(stage, steps, root))
+                script_sha = sha256(stages.stage_path(stage, root))
+                if script_sha in recorded:
+                    full.append(recorded[script_sha])
+                else:
+                    print("  full default run ...", flush=True)
+                    row = full_run(stage, root)
+                    print(f"  {row['wall_s']:.1f} s wall", flush=True)
+                    full.append(row)
+            print_rows(bench, f"{key}: {rev} ({commit[:7]})")
+        data[key] = {"rev": rev, "commit": commit, "bench": bench, "full": full}
+    write_json(ENGINE, data)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.error = lambda message: fail(f"{message} (see --help)")
+    parser.add_argument("--stages", type=int, nargs="+", choices=range(6), metavar="N",
+                        help="stages to measure, 0-5 (default: all; 2-5 for --engine-compare)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per stage (default: 20)")
+    parser.add_argument("--args", default="",
+                        help='extra flags for the scripts, e.g. --args="--n-embd 8"')
+    parser.add_argument("--rev", help="measure the scripts as committed at this git revision")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--profile", type=int, choices=range(6), metavar="STAGE",
+                      help="print a cProfile (top 15 by own time) of --steps steps of STAGE")
+    mode.add_argument("--full", action="store_true",
+                      help=f"run each script at its defaults; write {RESULTS.relative_to(stages.ROOT)}")
+    mode.add_argument("--engine-compare", action="store_true",
+                      help=f"before ({BEFORE_REV}) vs after ({AFTER_REV}); write "
+                           f"{ENGINE.relative_to(stages.ROOT)}")
+    mode.add_argument("--worker", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.worker:
+        print(json.dumps(run_worker(json.loads(opts.worker))))
+        return
+    if opts.steps < 1:
+        fail(f"--steps must be at least 1, got {opts.steps}")
+    try:
+        extra = shlex.split(opts.args)
+    except ValueError as e:
+        fail(f"--args: {e}")
+    if opts.full:
+        if opts.rev or extra:
+            fail("--full runs the working tree's scripts at their defaults: no --rev or --args")
+        do_full(opts.stages or range(6))
+    elif opts.engine_compare:
+        if opts.rev or extra:
+            fail(f"--engine-compare compares {BEFORE_REV} with {AFTER_REV}: no --rev or --args")
+        do_engine_compare(opts.steps, opts.stages or GRAPH_STAGES)
+    elif opts.profile is not None:
+        with scripts_at(opts.rev) as (root, _):
+            result = bench_stage(opts.profile, opts.steps, root, extra, profile=True)
+        print_rows([result], f"stage {opts.profile}, {opts.steps} steps, profiled "
+                             "(times include the profiler's overhead)")
+        print(result["profile"])
+    else:
+        rows = []
+        with scripts_at(opts.rev) as (root, commit):
+            for stage in opts.stages or range(6):
+                rows.append(bench_stage(stage, opts.steps, root, extra))
+        label = f"{opts.steps} steps per stage" + (f", at {opts.rev}" if opts.rev else "")
+        print_rows(rows, label)
+
+
+if __name__ == "__main__":
+    main()

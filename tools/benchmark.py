@@ -8,6 +8,7 @@ which tools/readme_figures.py turns into the README's tables.
     python tools/benchmark.py --profile 5         # cProfile of a few steps of stage 5, top 15
     python tools/benchmark.py --full              # run each script at its defaults: results.json
     python tools/benchmark.py --engine-compare    # before (355af4f) vs after (HEAD): engine.json
+                                                  # (reuses recorded full runs of the same script)
 
 How a step is measured: a worker subprocess per stage executes the script's sections before
 `# === training ===` (so the script builds its own data, model and optimizer; its printing is
@@ -333,9 +334,14 @@ def do_full(stage_list):
 
 
 def do_engine_compare(steps, stage_list):
-    """Before/after rows for stage_list; full default runs of both (the after engine's full
-    runs are taken from results.json where it measured the same script)."""
+    """Before/after rows for stage_list, and full default runs of both. A full run already
+    recorded for the same script (same SHA-256) in results.json or engine.json is reused:
+    delete benchmarks/engine.json to measure the before engine's full runs again."""
     recorded = {}
+    if ENGINE.exists():
+        old = json.loads(ENGINE.read_text())
+        for row in old["before"]["full"] + old["after"]["full"]:
+            recorded[row["sha256"]] = row
     if RESULTS.exists():
         for row in json.loads(RESULTS.read_text())["stages"]:
             recorded[row["sha256"]] = row

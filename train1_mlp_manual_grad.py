@@ -273,7 +273,12 @@ train_start = time.perf_counter()
 for step in range(num_steps):
     doc = train_docs[step % len(train_docs)]
     tokens = encode(doc)
-    loss, grads = doc_loss_and_grads(tokens)
+    try:   # log(0) or an overflow: the weights have blown up
+        loss, grads = doc_loss_and_grads(tokens)
+    except (ValueError, OverflowError):
+        loss = math.inf
+    if not math.isfinite(loss):
+        fail(f'training diverged at step {step + 1}: the loss is not finite; try a smaller --lr')
     lr_t = learning_rate * (1 - step / num_steps)   # linear decay to 0 over the run
     sgd_update(grads, lr_t)
     losses.append(loss)

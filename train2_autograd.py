@@ -281,7 +281,12 @@ train_start = time.perf_counter()
 for step in range(num_steps):
     doc = train_docs[step % len(train_docs)]
     tokens = encode(doc)
-    loss = doc_loss(tokens)
+    try:   # log(0) or an overflow: the weights have blown up
+        loss = doc_loss(tokens)
+    except (ValueError, OverflowError):
+        loss = Value(math.inf)
+    if not math.isfinite(loss.data):
+        fail(f'training diverged at step {step + 1}: the loss is not finite; try a smaller --lr')
     loss.backward()
     lr_t = learning_rate * (1 - step / num_steps)   # linear decay to 0 over the run
     sgd_update(lr_t)

@@ -5,7 +5,8 @@ which tools/readme_figures.py turns into the README's tables.
     python tools/benchmark.py                     # every stage, 20 steps: s/step, nodes, memory
     python tools/benchmark.py --stages 2 5 --steps 50 --args="--n-embd 8 --n-head 2"
     python tools/benchmark.py --rev 355af4f       # the scripts as committed at a git revision
-    python tools/benchmark.py --profile 5         # cProfile of a few steps of stage 5, top 15
+    python tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt
+                                                  # cProfile of 10 steps of stage 5, top 15
     python tools/benchmark.py --full              # run each script at its defaults: results.json
     python tools/benchmark.py --engine-compare    # before (355af4f) vs after (HEAD): engine.json
                                                   # (reuses recorded full runs of the same script)
@@ -14,8 +15,10 @@ How a step is measured: a worker subprocess per stage executes the script's sect
 `# === training ===` (so the script builds its own data, model and optimizer; its printing is
 discarded), then times the script's own functions, step by step as its training loop does:
 forward `loss = doc_loss(encode(doc))`, `loss.backward()`, the update (`sgd_update(lr_t)` or
-`adam_update(lr_t, step)`) and freeing the graph. Stage 1 has no graph: its forward is
-`doc_loss_and_grads` (manual backprop included) and its update `sgd_update(grads, lr_t)`.
+`adam_update(lr_t, step)`) and freeing the graph, each in CPU seconds of the worker (other
+programs running on the machine barely change CPU time; wall time is recorded too). Stage 1
+has no graph: its forward is `doc_loss_and_grads` (manual backprop included) and its update
+`sgd_update(grads, lr_t)`.
 Stage 0 counts bigrams: its whole training section is timed and divided by its steps.
 Nodes per step are counted afterwards on the same names, outside the timing: the Values
 reachable from the loss over `_children` (the graph backward() walks) and every Value created.
@@ -99,9 +102,9 @@ def load_stage(stage, root, args):
 
 
 def time_steps(stage, g, steps):
-    """Per-step (forward, backward, update, free) times in seconds, running the stage's own
+    """Per-step (forward, backward, update, free) CPU times in seconds, running the stage's own
     functions on its first `steps` training names, as its training loop does."""
-    clock = time.perf_counter
+    clock = time.process_time   # CPU time: other programs on the machine barely change it
     rows = []
     for step in range(steps):
         tokens = g["encode"](g["train_docs"][step % len(g["train_docs"])])
@@ -161,16 +164,18 @@ def run_worker(spec):
     profiler = cProfile.Profile() if spec.get("profile") else None
     if profiler:
         profiler.enable()
+    wall_start = time.perf_counter()
     if stage == 0:   # no step function to call: time the whole counting loop
-        start = time.perf_counter()
+        start = time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             exec(training_code, g)
-        total = time.perf_counter() - start
+        total = time.process_time() - start
         steps = g["num_steps"]
         rows = [(total / steps, None, None, 0.0)]
     else:
         steps = spec["steps"]
         rows = time_steps(stage, g, steps)
+    wall = time.perf_counter() - wall_start
     if profiler:
         profiler.disable()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # kB on Linux
@@ -186,6 +191,7 @@ def run_worker(spec):
         "backward_s": means[1],
         "update_s": means[2],
         "free_s": means[3],
+        "wall_s_per_step": wall / steps,
         "peak_rss_kb": peak_kb,
         "nodes_per_step": None,
         "created_per_step": None,
@@ -232,7 +238,8 @@ def machine_info():
 
 
 def run_child(command, cwd):
-    """Run command; return (returncode, stdout text, stderr text, wall s, peak RSS kB)."""
+    """Run command; return (returncode, stdout text, stderr text, wall s, usage), usage being
+    the child's own resource usage (ru_maxrss: peak RSS in kB; ru_utime, ru_stime: CPU s)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)
@@ -242,7 +249,7 @@ def run_child(command, cwd):
         out.seek(0)
         err.seek(0)
         return (proc.returncode, out.read().decode("utf-8", "replace"),
-                err.read().decode("utf-8", "replace"), wall, usage.ru_maxrss)
+                err.read().decode("utf-8", "replace"), wall, usage)
 
 
 def bench_stage(stage, steps, root=stages.ROOT, args=(), profile=False):
@@ -260,7 +267,8 @@ def bench_stage(stage, steps, root=stages.ROOT, args=(), profile=False):
 def full_run(stage, root=stages.ROOT):
     """Run stage script `stage` in `root` at its defaults; returns its figures."""
     path = stages.stage_path(stage, root)
-    code, out, err, wall, peak_kb = run_child([sys.executable, path.name], cwd=root)
+    load_before = os.getloadavg()[0]
+    code, out, err, wall, usage = run_child([sys.executable, path.name], cwd=root)
     if code != 0:
         last = (err.strip().splitlines() or ["(no message)"])[-1].removeprefix("error: ")
         fail(f"{path.name} failed: {last}")
@@ -271,7 +279,10 @@ def full_run(stage, root=stages.ROOT):
             fail(f"{path.name}: no line matching {pattern!r} in its output")
         row[key] = int(match.group(1)) if key == "num_params" else float(match.group(1))
     row["wall_s"] = round(wall, 2)
-    row["peak_rss_kb"] = peak_kb
+    row["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
+    row["peak_rss_kb"] = usage.ru_maxrss
+    # other programs running at the same time slow the wall clock, not the CPU time
+    row["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return row
 
 
@@ -298,12 +309,18 @@ def scripts_at(rev):
         yield Path(tmp), commit
 
 
+def machine_line(machine):
+    cpu = f", {machine['cpu']}" if machine.get("cpu") else ""
+    return f"{machine['platform']}, Python {machine['python']}, {machine['cpu_count']} CPUs{cpu}"
+
+
 def fmt(value, spec, missing="-"):
     return missing if value is None else format(value, spec)
 
 
 def print_rows(rows, label):
-    print(label)
+    if label:
+        print(label)
     print(f"{'stage':<27}{'s/step':>9}{'nodes/step':>11}{'forward':>9}{'backward':>9}"
           f"{'update':>9}{'free':>9}{'peak MB':>8}")
     for r in rows:
@@ -323,8 +340,8 @@ def do_full(stage_list):
     for stage in stage_list:
         print(f"running {stages.STAGE_FILES[stage]} at its defaults ...", flush=True)
         row = full_run(stage)
-        print(f"  {row['wall_s']:.1f} s wall, val loss {row['val_loss']}, "
-              f"peak {row['peak_rss_kb'] / 1024:.1f} MB", flush=True)
+        print(f"  {row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU, "
+              f"val loss {row['val_loss']}, peak {row['peak_rss_kb'] / 1024:.1f} MB", flush=True)
         rows.append(row)
     write_json(RESULTS, {
         "generated": f"by {TOOL} --full; do not edit: rerun the tool",
@@ -360,7 +377,7 @@ def do_engine_compare(steps, stage_list):
                 else:
                     print("  full default run ...", flush=True)
                     row = full_run(stage, root)
-                    print(f"  {row['wall_s']:.1f} s wall", flush=True)
+                    print(f"  {row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU", flush=True)
                     full.append(row)
             print_rows(bench, f"{key}: {rev} ({commit[:7]})")
         data[key] = {"rev": rev, "commit": commit, "bench": bench, "full": full}
@@ -407,9 +424,11 @@ def main():
     elif opts.profile is not None:
         with scripts_at(opts.rev) as (root, _):
             result = bench_stage(opts.profile, opts.steps, root, extra, profile=True)
-        print_rows([result], f"stage {opts.profile}, {opts.steps} steps, profiled "
-                             "(times include the profiler's overhead)")
-        print(result["profile"])
+        command = " ".join(["python", TOOL, *sys.argv[1:]])
+        print(f"cProfile of {result['file']}, {opts.steps} steps, by `{command}`")
+        print(f"on {machine_line(machine_info())}; times include the profiler's overhead")
+        print_rows([result], "")
+        print(result["profile"].strip("\n"))
     else:
         rows = []
         with scripts_at(opts.rev) as (root, commit):

@@ -1,17 +1,20 @@
-"""Write the generated tables of README.md: the course table and the benchmark table.
+"""Write the generated tables of README.md (the course table and the benchmark table) and of
+benchmarks/README.md (the engine measurements in full and the profile).
 
-Each goes between a pair of marker lines in README.md and nothing outside them is touched:
+Each goes between a pair of marker lines, and nothing outside them is touched. In README.md:
 
     <!-- BEGIN generated: course table (tools/readme_figures.py) -->
     <!-- END generated: course table -->
     <!-- BEGIN generated: benchmarks (tools/readme_figures.py) -->
     <!-- END generated: benchmarks -->
 
-The figures come from benchmarks/results.json (`python tools/benchmark.py --full`) and
-benchmarks/engine.json (`python tools/benchmark.py --engine-compare`); line counts of the stage
+and in benchmarks/README.md the same with `engine details` and `profile`. The figures come from
+benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/engine.json
+(`python tools/benchmark.py --engine-compare`) and benchmarks/profile.txt (`python
+tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt`); line counts of the stage
 diffs from tools/stages.py; the GitHub repository of the Colab badges from tools/repo.py.
 
-    python tools/readme_figures.py            # rewrite the two blocks of README.md
+    python tools/readme_figures.py            # rewrite the generated blocks
     python tools/readme_figures.py --check    # write nothing; exit 1 if a block is out of date
                                               # or results.json measured other scripts
 
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import repo
 import stages
+from benchmark import machine_line
 
 TOOL = "tools/readme_figures.py"
 README = stages.ROOT / "README.md"
@@ -34,16 +38,19 @@ COURSE_MARKERS = (f"<!-- BEGIN generated: course table ({TOOL}) -->",
                   "<!-- END generated: course table -->")
 BENCH_MARKERS = (f"<!-- BEGIN generated: benchmarks ({TOOL}) -->",
                  "<!-- END generated: benchmarks -->")
+BENCH_README = stages.ROOT / "benchmarks" / "README.md"
+PROFILE = stages.ROOT / "benchmarks" / "profile.txt"
+PROFILE_COMMAND = "python tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt"
+DETAILS_MARKERS = (f"<!-- BEGIN generated: engine details ({TOOL}) -->",
+                   "<!-- END generated: engine details -->")
+PROFILE_MARKERS = (f"<!-- BEGIN generated: profile ({TOOL}) -->",
+                   "<!-- END generated: profile -->")
 
 
 class Stale(Exception):
     """The README or the recorded figures do not match what is in the repository now."""
 
 
-def machine_line(machine):
-    cpu = f", {machine['cpu']}" if machine.get("cpu") else ""
-    return (f"{machine['platform']}, Python {machine['python']}, "
-            f"{machine['cpu_count']} CPUs{cpu}")
 
 
 def seconds(value):
@@ -139,16 +146,52 @@ def render_benchmarks(engine):
     return "\n".join(lines) + "\n"
 
 
-def replace_block(text, markers, content):
+def render_engine_details(engine):
+    """Markdown of the full before/after measurements, one row per stage and engine."""
+    lines = [
+        "| stage | engine | graph nodes / step | Values created / step | s / step | forward | "
+        "backward | update | free graph | peak memory |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b, a in zip(engine["before"]["bench"], engine["after"]["bench"]):
+        for label, row in (("before", b), ("after", a)):
+            cells = [
+                f"{row['stage']}",
+                label,
+                f"{row['nodes_per_step']:,.0f}",
+                f"{row['created_per_step']:,.0f}",
+                f"{row['s_per_step']:.4f}",
+                f"{row['forward_s']:.4f}",
+                f"{row['backward_s']:.4f}",
+                f"{row['update_s']:.4f}",
+                f"{row['free_s']:.4f}",
+                f"{row['peak_rss_kb'] / 1024:.1f} MB",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Before: `{engine['before']['rev']}` (`{engine['before']['commit'][:7]}`); after: "
+        f"`{engine['after']['rev']}` (`{engine['after']['commit'][:7]}`). Means over the first "
+        f"{engine['steps']} training names of each stage at its default configuration, on "
+        + machine_line(engine["machine"]) + ", by `python tools/benchmark.py --engine-compare`.")
+    return "\n".join(lines) + "\n"
+
+
+def render_profile(profile_text):
+    """The profile (benchmarks/profile.txt) as a fenced block."""
+    return "```text\n" + profile_text.rstrip("\n") + "\n```\n"
+
+
+def replace_block(text, markers, content, name="README.md"):
     """text with the lines between the two marker lines replaced by content."""
     begin, end = markers
     lines = text.split("\n")
     if lines.count(begin) != 1 or lines.count(end) != 1:
-        raise ValueError(f"README.md needs the marker line {begin!r} once, and {end!r} once")
+        raise ValueError(f"{name} needs the marker line {begin!r} once, and {end!r} once")
     i = lines.index(begin)
     j = lines.index(end)
     if j < i:
-        raise ValueError(f"README.md has {end!r} before {begin!r}")
+        raise ValueError(f"{name} has {end!r} before {begin!r}")
     return "\n".join(lines[:i + 1]) + "\n" + content + "\n".join(lines[j:])
 
 
@@ -169,22 +212,42 @@ def check_hashes(results):
                         "rerun python tools/benchmark.py --full")
 
 
-def render_readme(readme_text):
-    """README.md's text with both generated blocks rendered from the current figures."""
+def rendered_files():
+    """{path: (current text, text with every generated block rendered from the figures)}."""
     results = load_json(RESULTS, "python tools/benchmark.py --full")
     engine = load_json(ENGINE, "python tools/benchmark.py --engine-compare")
+    try:
+        profile = PROFILE.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Stale(f"{PROFILE.relative_to(stages.ROOT)} is missing: run {PROFILE_COMMAND}") from None
     diff_counts = {k: stages.diff_counts(k) for k in range(1, len(stages.STAGE_FILES))}
-    text = replace_block(readme_text, COURSE_MARKERS, render_course_table(results, diff_counts))
-    return replace_block(text, BENCH_MARKERS, render_benchmarks(engine))
+    blocks = {
+        README: [(COURSE_MARKERS, render_course_table(results, diff_counts)),
+                 (BENCH_MARKERS, render_benchmarks(engine))],
+        BENCH_README: [(DETAILS_MARKERS, render_engine_details(engine)),
+                       (PROFILE_MARKERS, render_profile(profile))],
+    }
+    files = {}
+    for path, path_blocks in blocks.items():
+        name = str(path.relative_to(stages.ROOT))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise Stale(f"{name} is missing") from None
+        new_text = text
+        for markers, content in path_blocks:
+            new_text = replace_block(new_text, markers, content, name)
+        files[path] = (text, new_text)
+    return files
 
 
 def check():
-    """Raise Stale unless README.md's blocks and results.json are up to date."""
-    results = load_json(RESULTS, "python tools/benchmark.py --full")
-    check_hashes(results)
-    text = README.read_text(encoding="utf-8")
-    if render_readme(text) != text:
-        raise Stale(f"README.md's generated tables are out of date: run python {TOOL}")
+    """Raise Stale unless the generated blocks and results.json are up to date."""
+    check_hashes(load_json(RESULTS, "python tools/benchmark.py --full"))
+    for path, (text, new_text) in rendered_files().items():
+        if new_text != text:
+            name = path.relative_to(stages.ROOT)
+            raise Stale(f"{name}'s generated tables are out of date: run python {TOOL}")
 
 
 def main():
@@ -192,24 +255,24 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.error = lambda message: sys.exit(f"error: {message} (see --help)")
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if README.md or the figures are stale")
+                        help="write nothing; exit 1 if a generated block or the figures are stale")
     opts = parser.parse_args()
     try:
         if opts.check:
             check()
-            print("README.md's generated tables are up to date")
+            print("the generated tables are up to date")
             return
         try:
             check_hashes(load_json(RESULTS, "python tools/benchmark.py --full"))
         except Stale as e:
             print(f"warning: {e}", file=sys.stderr)
-        text = README.read_text(encoding="utf-8")
-        new_text = render_readme(text)
-        if new_text != text:
-            README.write_text(new_text, encoding="utf-8")
-            print("updated README.md")
-        else:
-            print("README.md already up to date")
+        for path, (text, new_text) in rendered_files().items():
+            name = path.relative_to(stages.ROOT)
+            if new_text != text:
+                path.write_text(new_text, encoding="utf-8")
+                print(f"updated {name}")
+            else:
+                print(f"{name} already up to date")
     except (Stale, ValueError) as e:
         sys.exit(f"error: {e}")
 

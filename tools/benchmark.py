@@ -21,7 +21,8 @@ has no graph: its forward is `doc_loss_and_grads` (manual backprop included) and
 `sgd_update(grads, lr_t)`.
 Stage 0 counts bigrams: its whole training section is timed and divided by its steps.
 Nodes per step are counted afterwards on the same names, outside the timing: the Values
-reachable from the loss over `_children` (the graph backward() walks) and every Value created.
+reachable from the loss over `_children` (the graph backward() walks), the links between them
+(one multiply-add each in backward()) and every Value created during the step.
 Peak memory is the worker's maximum resident set size, measured before the counting pass.
 Standard library only; Unix (uses the resource module).
 """
@@ -67,16 +68,20 @@ def fail(message):
 
 # ---------------------------------------------------------------- worker (runs in a subprocess)
 def count_reachable(root):
-    """Number of distinct nodes reachable from root over _children (iterative, no recursion)."""
+    """(nodes, edges): distinct nodes reachable from root over _children, root included, and
+    the (node, child) links among them, each of which backward() does one multiply-add for.
+    Iterative, so a deep graph cannot hit the recursion limit."""
     seen = {id(root)}
     stack = [root]
+    edges = 0
     while stack:
         node = stack.pop()
+        edges += len(node._children)
         for child in node._children:
             if id(child) not in seen:
                 seen.add(id(child))
                 stack.append(child)
-    return len(seen)
+    return len(seen), edges
 
 
 def load_stage(stage, root, args):
@@ -134,7 +139,8 @@ def time_steps(stage, g, steps):
 
 
 def count_nodes(g, steps):
-    """(reachable, created): mean Values per step in the graph of the loss, and created in all."""
+    """(reachable, edges, created): per step, the mean number of Values in the graph of the
+    loss, of links between them, and of Values created (parameters excluded)."""
     value_class = g["Value"]
     original_init = value_class.__init__
     created = 0
@@ -145,16 +151,19 @@ def count_nodes(g, steps):
         original_init(self, *args, **kwargs)
 
     reachable = 0
+    edges = 0
     value_class.__init__ = counting_init
     try:
         for step in range(steps):
             tokens = g["encode"](g["train_docs"][step % len(g["train_docs"])])
             loss = g["doc_loss"](tokens)   # the graph's shape depends on the tokens only
-            reachable += count_reachable(loss)
+            nodes, links = count_reachable(loss)
+            reachable += nodes
+            edges += links
             del loss
     finally:
         value_class.__init__ = original_init
-    return reachable / steps, created / steps
+    return reachable / steps, edges / steps, created / steps
 
 
 def run_worker(spec):
@@ -194,6 +203,7 @@ def run_worker(spec):
         "wall_s_per_step": wall / steps,
         "peak_rss_kb": peak_kb,
         "nodes_per_step": None,
+        "edges_per_step": None,
         "created_per_step": None,
     }
     if stage == 0:   # no update function: the loop adds to the counts as it goes
@@ -201,7 +211,8 @@ def run_worker(spec):
     if stage == 1:   # doc_loss_and_grads does the backward pass by hand, inside "forward"
         result["backward_s"] = None
     if stage >= 2:
-        result["nodes_per_step"], result["created_per_step"] = count_nodes(g, steps)
+        counts = count_nodes(g, steps)
+        result["nodes_per_step"], result["edges_per_step"], result["created_per_step"] = counts
     if profiler:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)

@@ -112,7 +112,7 @@ def render_benchmarks(engine):
     after = engine["after"]
     lines = [
         "| stage | graph nodes per step, before -> after | time per step, before -> after | "
-        "step speedup | full run, before -> after | full run speedup | "
+        "step speedup | full run CPU time, before -> after | full run speedup | "
         "peak memory, before -> after |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -127,8 +127,8 @@ def render_benchmarks(engine):
             f"{b['nodes_per_step']:,.0f} -> {a['nodes_per_step']:,.0f}",
             f"{step_time(b['s_per_step'])} -> {step_time(a['s_per_step'])}",
             f"{b['s_per_step'] / a['s_per_step']:.1f}x",
-            f"{seconds(fb['wall_s'])} -> {seconds(fa['wall_s'])}",
-            f"{fb['wall_s'] / fa['wall_s']:.1f}x",
+            f"{seconds(fb['cpu_s'])} -> {seconds(fa['cpu_s'])}",
+            f"{fb['cpu_s'] / fa['cpu_s']:.1f}x",
             f"{fb['peak_rss_kb'] / 1024:.0f} MB -> {fa['peak_rss_kb'] / 1024:.0f} MB",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -136,10 +136,11 @@ def render_benchmarks(engine):
     lines.append(
         f"Before: `{before['rev']}`, where `dot` is a chain of binary `*` and `+` nodes; after: "
         f"`{after['rev']}` (`{after['commit'][:7]}`), one `dot` node per sum of products. "
-        f"Per step: the mean over the first {engine['steps']} training names of forward, backward, "
-        "update and freeing the graph; graph nodes are the Values reachable from the loss. "
-        "Full run: `python trainN.py` at its defaults, start to exit (training, evaluation and "
-        "sampling); peak memory is its maximum resident set size. Measured on "
+        f"Per step: the mean CPU time over the first {engine['steps']} training names of forward, "
+        "backward, update and freeing the graph; graph nodes are the Values reachable from the "
+        "loss. Full run: `python trainN.py` at its defaults, start to exit (training, evaluation "
+        "and sampling), in CPU time, which other programs running at the same time barely "
+        "change; peak memory is its maximum resident set size. Measured on "
         + machine_line(engine["machine"])
         + " by `python tools/benchmark.py --engine-compare`; details in "
         "[benchmarks/README.md](benchmarks/README.md).")
@@ -149,9 +150,9 @@ def render_benchmarks(engine):
 def render_engine_details(engine):
     """Markdown of the full before/after measurements, one row per stage and engine."""
     lines = [
-        "| stage | engine | graph nodes / step | Values created / step | s / step | forward | "
-        "backward | update | free graph | peak memory |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| stage | engine | graph nodes / step | graph links / step | Values created / step | "
+        "s / step | forward | backward | update | free graph | peak memory |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for b, a in zip(engine["before"]["bench"], engine["after"]["bench"]):
         for label, row in (("before", b), ("after", a)):
@@ -159,6 +160,7 @@ def render_engine_details(engine):
                 f"{row['stage']}",
                 label,
                 f"{row['nodes_per_step']:,.0f}",
+                f"{row['edges_per_step']:,.0f}",
                 f"{row['created_per_step']:,.0f}",
                 f"{row['s_per_step']:.4f}",
                 f"{row['forward_s']:.4f}",
@@ -172,7 +174,8 @@ def render_engine_details(engine):
     lines.append(
         f"Before: `{engine['before']['rev']}` (`{engine['before']['commit'][:7]}`); after: "
         f"`{engine['after']['rev']}` (`{engine['after']['commit'][:7]}`). Means over the first "
-        f"{engine['steps']} training names of each stage at its default configuration, on "
+        f"{engine['steps']} training names of each stage at its default configuration, in CPU "
+        "seconds, on "
         + machine_line(engine["machine"]) + ", by `python tools/benchmark.py --engine-compare`.")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,98 @@
+"""Shared helpers for the stage-script tests: load a stage in-process section by section, run
+one as a subprocess, and a small data file so that every run takes a fraction of a second.
+
+load_stage(i, argv, upto) execs stage i's sections before `upto` in a fresh namespace, as if
+the script had been run with `argv`, and returns that namespace (its printed output is in
+ns['_stdout']). run_section(ns, i, name) then execs one more section into the same namespace.
+"""
+import contextlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import stages  # noqa: E402
+
+NUM_STAGES = len(stages.STAGE_FILES)
+NAMES_FILE = ROOT / "data" / "names.txt"
+
+
+def section_text(i, name):
+    """The text of section `name` of stage i ('' if the stage has no such section)."""
+    return "".join(body for n, body in stages.read_sections(i) if n == name)
+
+
+def _exec(code, i, ns, argv):
+    """Exec code as stage i's script with sys.argv = [script, *argv]; returns its stdout."""
+    path = str(stages.stage_path(i))
+    old_argv = sys.argv
+    # the scripts ignore argv when ipykernel is loaded (they assume a notebook): hide it
+    ipykernel = sys.modules.pop("ipykernel", None)
+    sys.argv = [path, *argv]
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, path, "exec"), ns)
+    finally:
+        sys.argv = old_argv
+        if ipykernel is not None:
+            sys.modules["ipykernel"] = ipykernel
+    return out.getvalue()
+
+
+def load_stage(i, argv=(), upto="training"):
+    """Namespace of stage i after running every section before section `upto` (upto=None:
+    the whole script), with command-line flags `argv`. ns['_stdout'] holds what it printed."""
+    sections = stages.read_sections(i)
+    names = [name for name, _ in sections]
+    if upto is not None and upto not in names:
+        raise ValueError(f"stage {i} has no section {upto!r}; it has {names}")
+    code = ""
+    for name, body in sections:
+        if name == upto:
+            break
+        code += body
+    ns = {"__file__": str(stages.stage_path(i)), "__name__": "stage"}
+    ns["_stdout"] = _exec(code, i, ns, [str(a) for a in argv])
+    return ns
+
+
+def run_section(ns, i, name):
+    """Exec section `name` of stage i into the namespace ns; returns what it printed."""
+    text = section_text(i, name)
+    if not text:
+        raise ValueError(f"stage {i} has no section {name!r}")
+    return _exec(text, i, ns, [])
+
+
+def small_args(i, data, n_embd=8):
+    """Flags for a small, fast model of stage i that trains on the file `data`."""
+    args = ["--data", str(data)]
+    if i >= 1:
+        args += ["--n-embd", str(n_embd)]
+    if i >= 3:
+        args += ["--block-size", "8"]
+    if i >= 4:
+        args += ["--n-head", "2"]
+    return args
+
+
+def run_script(i, args=(), cwd=None, env=None):
+    """Run stage i as a subprocess; returns the CompletedProcess (text mode)."""
+    cmd = [sys.executable, str(stages.stage_path(i)), *[str(a) for a in args]]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def names_file(tmp_path_factory):
+    """Every 100th name of data/names.txt: 323 names, 32 of them held out for validation."""
+    names = NAMES_FILE.read_text(encoding="utf-8").split("\n")
+    names = [name for name in names if name][::100]
+    path = tmp_path_factory.mktemp("data") / "names_small.txt"
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    return path
+

@@ -254,7 +254,8 @@ def run_child(command, cwd):
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)   # this child's own rusage, unlike RUSAGE_CHILDREN
+        # wait4 gives this child's own usage; RUSAGE_CHILDREN would mix in earlier children
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -409,7 +410,7 @@ def main():
     mode.add_argument("--profile", type=int, choices=range(6), metavar="STAGE",
                       help="print a cProfile (top 15 by own time) of --steps steps of STAGE")
     mode.add_argument("--full", action="store_true",
-                      help=f"run each script at its defaults; write {RESULTS.relative_to(stages.ROOT)}")
+                      help="run each script at its defaults; write benchmarks/results.json")
     mode.add_argument("--engine-compare", action="store_true",
                       help=f"before ({BEFORE_REV}) vs after ({AFTER_REV}); write "
                            f"{ENGINE.relative_to(stages.ROOT)}")

@@ -222,7 +222,7 @@ def rendered_files():
     try:
         profile = PROFILE.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise Stale(f"{PROFILE.relative_to(stages.ROOT)} is missing: run {PROFILE_COMMAND}") from None
+        raise Stale(f"benchmarks/profile.txt is missing: run {PROFILE_COMMAND}") from None
     diff_counts = {k: stages.diff_counts(k) for k in range(1, len(stages.STAGE_FILES))}
     blocks = {
         README: [(COURSE_MARKERS, render_course_table(results, diff_counts)),

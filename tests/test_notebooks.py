@@ -1,0 +1,195 @@
+"""The companion notebooks (notebooks/train*.ipynb) never drift from the stage scripts.
+
+They are built by tools/make_notebooks.py from each script and its prose file
+(notebooks/prose/). These tests check that the committed notebooks are what the tool builds
+now, with outputs from the current sources; that the script cells are the script byte for
+byte; that bad prose stops the build; and that every notebook runs top to bottom in a fresh
+kernel (a few training steps, headless matplotlib) and prints exactly what its script prints.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'tools'))
+import make_notebooks  # noqa: E402
+import repo  # noqa: E402
+import stages  # noqa: E402
+
+STAGES = range(len(stages.STAGE_FILES))
+NOTEBOOKS = [ROOT / 'notebooks' / make_notebooks.notebook_name(i) for i in STAGES]
+FEW_STEPS = 5
+
+
+def load(path):
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def source(cell):
+    return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+
+
+def kind(cell):
+    return cell['metadata'].get('microgpt', {}).get('source')
+
+
+def copy_sources(tmp_path):
+    """A minimal copy of the repository: scripts, prose, notebooks and their index."""
+    for name in stages.STAGE_FILES:
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / 'notebooks', tmp_path / 'notebooks',
+                    ignore=shutil.ignore_patterns('exercises'))
+    return tmp_path
+
+
+def test_committed_notebooks_match_a_fresh_build_with_outputs_from_current_sources():
+    result = subprocess.run([sys.executable, 'tools/make_notebooks.py', '--check'], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize('i', STAGES)
+def test_script_cells_joined_are_the_script_byte_for_byte(i):
+    cells = load(NOTEBOOKS[i])['cells']
+    joined = ''.join(source(cell) for cell in cells if kind(cell) == 'script')
+    assert joined == stages.read_stage(i)
+
+
+@pytest.mark.parametrize('i', STAGES)
+def test_every_code_cell_is_the_script_or_marked_notebook_only(i):
+    for cell in load(NOTEBOOKS[i])['cells']:
+        assert cell['cell_type'] in ('code', 'markdown')   # no raw cells
+        if cell['cell_type'] == 'code' and kind(cell) != 'script':
+            assert kind(cell) == 'notebook-only'
+            assert source(cell).startswith('# notebook-only:')
+
+
+@pytest.mark.parametrize('i', STAGES)
+def test_notebook_is_small_ascii_named_with_stable_ids_and_executed_outputs(i):
+    path = NOTEBOOKS[i]
+    assert path.name.isascii()
+    assert path.stat().st_size < 1_000_000
+    nb = load(path)
+    ids = [cell['id'] for cell in nb['cells']]
+    assert ids == [f'stage{i}-cell{n:03d}' for n in range(len(ids))]
+    meta = nb['metadata']['microgpt']
+    assert meta['outputs_from_sha256'] == meta['source_sha256']
+    assert 'version' not in nb['metadata']['language_info']   # nothing machine-specific
+    for cell in nb['cells']:
+        assert 'execution' not in cell['metadata']   # no timestamps
+    figures = [o for c in nb['cells'] for o in c.get('outputs', []) if 'image/png' in o['data']]
+    assert figures, 'a committed notebook shows its plots'
+
+
+def test_index_has_a_colab_badge_for_every_notebook():
+    readme = (ROOT / 'notebooks' / 'README.md').read_text(encoding='utf-8')
+    for i in STAGES:
+        url = repo.colab_url(f'notebooks/{make_notebooks.notebook_name(i)}')
+        assert f'[![Open In Colab]({repo.COLAB_BADGE})]({url})' in readme
+
+
+def test_a_section_without_prose_stops_the_build(tmp_path):
+    root = copy_sources(tmp_path)
+    prose = root / 'notebooks' / 'prose' / 'train3_single_head.md'
+    text = prose.read_text(encoding='utf-8')
+    start = text.index('## evaluation')
+    prose.write_text(text[:start] + text[text.index('## sampling'):], encoding='utf-8')
+    with pytest.raises(make_notebooks.BuildError, match='section "evaluation" .* has no prose'):
+        make_notebooks.build_cells(3, root)
+
+
+def test_prose_for_a_section_the_script_lacks_stops_the_build(tmp_path):
+    root = copy_sources(tmp_path)
+    prose = root / 'notebooks' / 'prose' / 'train0_bigram.md'
+    prose.write_text(prose.read_text(encoding='utf-8') + '\n## autograd: not in stage 0\n\nText.\n',
+                     encoding='utf-8')
+    with pytest.raises(make_notebooks.BuildError, match='section "autograd", which'):
+        make_notebooks.build_cells(0, root)
+
+
+def test_prose_for_a_part_the_section_lacks_stops_the_build(tmp_path):
+    root = copy_sources(tmp_path)
+    prose = root / 'notebooks' / 'prose' / 'train5_adam.md'
+    text = prose.read_text(encoding='utf-8').replace('### adam_update:', '### adam_step:')
+    prose.write_text(text, encoding='utf-8')
+    with pytest.raises(make_notebooks.BuildError, match='no part named "adam_step"'):
+        make_notebooks.build_cells(5, root)
+
+
+def test_check_fails_when_a_script_or_its_prose_changes(tmp_path):
+    root = copy_sources(tmp_path)
+    assert make_notebooks.check(root, STAGES) == []
+    prose = root / 'notebooks' / 'prose' / 'train2_autograd.md'
+    prose.write_text(prose.read_text(encoding='utf-8').replace('tiny engine', 'small engine'),
+                     encoding='utf-8')
+    script = root / 'train4_multihead.py'
+    script.write_text(script.read_text(encoding='utf-8') + '# one more line\n', encoding='utf-8')
+    problems = make_notebooks.check(root, STAGES)
+    assert any(p.startswith('train2_autograd.ipynb: cells differ') for p in problems)
+    assert any(p.startswith('train4_multihead.ipynb: cells differ') for p in problems)
+    # stage 5's last cell quotes stage 4's results, so its outputs are stale too
+    assert any(p.startswith('train5_adam.ipynb: outputs') for p in problems)
+
+
+def test_setup_cell_downloads_the_data_from_the_repository_outside_a_checkout(tmp_path,
+                                                                            monkeypatch):
+    import urllib.request
+    fetched = []
+
+    def fake_urlretrieve(url, filename):   # stands in for the network
+        fetched.append(url)
+        shutil.copy(ROOT / 'data' / 'names.txt', filename)
+
+    monkeypatch.setattr(urllib.request, 'urlretrieve', fake_urlretrieve)
+    monkeypatch.chdir(tmp_path)
+    setup = source(load(NOTEBOOKS[5])['cells'][1])
+    namespace = {}
+    exec(setup, namespace)
+    assert fetched == [f'https://raw.githubusercontent.com/{repo.GITHUB_REPO}/'
+                       f'{repo.GITHUB_BRANCH}/data/names.txt']
+    assert (tmp_path / 'data' / 'names.txt').is_file()
+    assert namespace['__file__'] == os.path.join(str(tmp_path), 'train5_adam.py')
+
+
+def printed_by_script_cells(nb):
+    text = ''
+    for cell in nb.cells:
+        if kind(cell) == 'script':
+            for output in cell.get('outputs', []):
+                assert output.get('output_type') == 'stream' and output['name'] == 'stdout', output
+                text += output['text']
+    return text
+
+
+def without_timings(text):
+    return re.sub(r'^(train|eval) time: .*\n', '', text, flags=re.M)
+
+
+def run_notebook_and_script(i):
+    nb = make_notebooks.build_notebook(i, ROOT)
+    overrides = {'num_steps': str(FEW_STEPS)} if i > 0 else None
+    ran = make_notebooks.execute(nb, ROOT / 'notebooks', overrides, timeout=300)
+    flags = ['--steps', str(FEW_STEPS)] if i > 0 else []
+    script = subprocess.run([sys.executable, stages.STAGE_FILES[i], *flags], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    return ran, script
+
+
+def test_every_notebook_runs_top_to_bottom_and_prints_what_its_script_prints(monkeypatch):
+    monkeypatch.setenv('MPLBACKEND', 'Agg')   # headless; inherited by the kernels
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run_notebook_and_script, STAGES))
+    for i, (ran, script) in zip(STAGES, results):
+        assert script.returncode == 0, script.stderr
+        errors = [o for c in ran.cells for o in c.get('outputs', [])
+                  if o.get('output_type') == 'error']
+        assert errors == [], f'stage {i}'
+        assert without_timings(printed_by_script_cells(ran)) == without_timings(script.stdout)

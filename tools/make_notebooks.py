@@ -1,0 +1,700 @@
+"""Build the companion notebooks notebooks/train*.ipynb and their index notebooks/README.md.
+
+Each notebook is the stage script, unchanged and complete, split into code cells, with the prose
+of notebooks/prose/<stage>.md before (and pictures after) each part. A prose file is Markdown:
+  # <title>                         the notebook's title; the paragraph under it is the goal
+  ## <section>: <heading text>      prose for the script section `# === <section> ===`
+  ### <name>: <heading text>        prose for the part of that section that starts with the
+                                    definition or assignment of <name> (a new code cell)
+Under a heading, the text before the first ```python block (or before a line `<!-- after -->`)
+comes before the code; the rest (text and ```python blocks, which become notebook-only cells
+whose first line is `# notebook-only: ...`) comes after it. Every section needs prose, and a
+heading that names no section or part is an error.
+
+  python tools/make_notebooks.py            build; keeps outputs whose sources did not change
+  python tools/make_notebooks.py --execute  build, run every notebook at default settings in a
+                                            fresh kernel (about 5 minutes), store the outputs
+  python tools/make_notebooks.py --check    fail if a notebook or the index differs from a
+                                            fresh build or its outputs came from older sources
+The GitHub owner/name in badges and download URLs comes from tools/repo.py (a fork edits it
+there and reruns this tool). Needs nbformat; --execute also nbclient, ipykernel, matplotlib.
+"""
+import argparse
+import copy
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import repo  # noqa: E402
+import stages  # noqa: E402
+
+TOOL_VERSION = '1'   # bump when a change here alters what an executed notebook would show
+NOTEBOOK_DIR = 'notebooks'
+PROSE_DIR = 'notebooks/prose'
+TOOL = 'tools/make_notebooks.py'
+FENCE = re.compile(r'^```(\w*)\s*$')
+AFTER_MARKER = '<!-- after -->'
+# flags the settings cell offers, in this order: (flag, variable the script assigns it to)
+SETTINGS = [('--data', 'args.data'), ('--steps', 'num_steps'), ('--lr', 'learning_rate'),
+            ('--temperature', 'temperature'), ('--samples', 'num_samples')]
+
+
+class BuildError(Exception):
+    """A prose file or script that cannot be turned into a notebook; one line for the user."""
+
+
+def stem(i):
+    return stages.STAGE_FILES[i][:-len('.py')]
+
+
+def notebook_name(i):
+    return f'{stem(i)}.ipynb'
+
+
+def prose_path(i, root):
+    return Path(root) / PROSE_DIR / f'{stem(i)}.md'
+
+
+def raw_url(path):
+    return f'https://raw.githubusercontent.com/{repo.GITHUB_REPO}/{repo.GITHUB_BRANCH}/{path}'
+
+
+def github_url(path):
+    return f'https://github.com/{repo.GITHUB_REPO}/blob/{repo.GITHUB_BRANCH}/{path}'
+
+
+def colab_link(i):
+    return repo.colab_url(f'{NOTEBOOK_DIR}/{notebook_name(i)}')
+
+
+# --- prose ------------------------------------------------------------------------------------
+
+class Unit:
+    """The prose of one section or part: text before the code, then (kind, text) items after."""
+
+    def __init__(self, name, heading, where):
+        self.name = name
+        self.heading = heading
+        self.where = where
+        self.before = ''
+        self.after = []
+        self.parts = {}
+
+
+def split_unit_body(unit, lines):
+    """Fill unit.before and unit.after from the Markdown lines under its heading."""
+    before = []
+    after = []
+    in_after = False
+    code = None
+    for line in lines:
+        if code is not None:
+            if FENCE.match(line):
+                after.append(('code', ''.join(code).rstrip('\n')))
+                code = None
+            else:
+                code.append(line)
+            continue
+        fence = FENCE.match(line)
+        if fence:
+            if fence.group(1) != 'python':
+                raise BuildError(f'{unit.where}: a code block must be ```python (a notebook cell)')
+            in_after = True
+            code = []
+        elif line.strip() == AFTER_MARKER:
+            in_after = True
+        elif in_after:
+            if after and after[-1][0] == 'md':
+                after[-1] = ('md', after[-1][1] + line)
+            else:
+                after.append(('md', line))
+        else:
+            before.append(line)
+    if code is not None:
+        raise BuildError(f'{unit.where}: a ```python block is not closed')
+    unit.before = ''.join(before).strip()
+    unit.after = [(kind, text.strip() if kind == 'md' else text) for kind, text in after]
+    unit.after = [(kind, text) for kind, text in unit.after if text]
+    for kind, text in unit.after:
+        if kind == 'code' and not text.startswith('# notebook-only:'):
+            raise BuildError(f'{unit.where}: a notebook cell must start with "# notebook-only:"')
+
+
+def parse_prose(text, path):
+    """-> (title, goal, {section name: Unit}) of a prose file."""
+    title = None
+    blocks = []   # (level, name, heading, where, lines)
+    intro = []
+    in_code = False
+    for number, line in enumerate(stages.split_lines(text), 1):
+        if FENCE.match(line):
+            in_code = not in_code
+        match = None if in_code else re.match(r'^(#{1,3}) (.+?)\s*$', line)
+        where = f'{path}:{number}'
+        if match and len(match.group(1)) == 1:
+            if title is not None or blocks:
+                raise BuildError(f'{where}: only one # title, at the top')
+            title = match.group(2)
+        elif match:
+            name, _, heading = match.group(2).partition(':')
+            blocks.append((len(match.group(1)), name.strip(), heading.strip(), where, []))
+        elif blocks:
+            blocks[-1][4].append(line)
+        else:
+            intro.append(line)
+    if title is None:
+        raise BuildError(f'{path}: no # title line')
+    units = {}
+    section = None
+    for level, name, heading, where, lines in blocks:
+        unit = Unit(name, heading, where)
+        split_unit_body(unit, lines)
+        if level == 2:
+            if name in units:
+                raise BuildError(f'{where}: section "{name}" has prose twice')
+            units[name] = unit
+            section = unit
+        elif section is None:
+            raise BuildError(f'{where}: a ### part heading before any ## section heading')
+        elif name in section.parts:
+            raise BuildError(f'{where}: part "{name}" has prose twice')
+        else:
+            section.parts[name] = unit
+    return title, ''.join(intro).strip(), units
+
+
+# --- script -----------------------------------------------------------------------------------
+
+def split_parts(body):
+    """Split a section's text where a blank line is followed by a top-level line outside any
+    statement (so never inside a docstring or a call); joining the parts gives `body` back.
+    Returns [(name, text)], the name being what the part defines or assigns first."""
+    import ast
+    lines = stages.split_lines(body)
+    inside = set()   # 1-based numbers of the lines that continue a multi-line statement
+    for node in ast.parse(body).body:
+        inside.update(range(node.lineno + 1, node.end_lineno + 1))
+    starts = [0]
+    for k in range(1, len(lines)):
+        line = lines[k]
+        if (line.strip() and not line[0].isspace() and not lines[k - 1].strip()
+                and k + 1 not in inside):
+            starts.append(k)
+    parts = []
+    for a, b in zip(starts, starts[1:] + [len(lines)]):
+        parts.append((part_name(lines[a:b]), ''.join(lines[a:b])))
+    return parts
+
+
+def part_name(lines):
+    for line in lines:
+        if not line.strip() or line.startswith('#'):
+            continue
+        match = re.match(r'^(?:def|class)\s+(\w+)|^(\w+)', line)
+        return (match.group(1) or match.group(2)) if match else line.strip()
+    return ''
+
+
+def introduced_in(i, section, root):
+    """The earliest stage whose text of `section` is identical in every stage up to i."""
+    text = dict(stages.read_sections(i, root)).get(section)
+    j = i
+    while j > 0 and dict(stages.read_sections(j - 1, root)).get(section) == text:
+        j -= 1
+    return j
+
+
+def settings_lines(script):
+    """Lines `variable = default   # --flag: help` for the flags of SETTINGS the script has."""
+    import ast
+    tree = ast.parse(script)
+    found = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'add_argument'
+                and node.args and isinstance(node.args[0], ast.Constant)):
+            keywords = {k.arg: k.value for k in node.keywords}
+            if 'default' in keywords:
+                default = ast.get_source_segment(script, keywords['default'])
+                help_node = keywords.get('help')
+                help_text = help_node.value if isinstance(help_node, ast.Constant) else ''
+                help_text = re.sub(r'\s*\(default:.*\)$', '', help_text)
+                found[node.args[0].value] = (default, help_text)
+    lines = []
+    for flag, variable in SETTINGS:
+        if flag not in found:
+            continue
+        attr = flag[2:].replace('-', '_')
+        if variable != 'args.data' and f'{variable} = args.{attr}' not in script:
+            raise BuildError(f'the script has {flag} but no line "{variable} = args.{attr}"')
+        default, help_text = found[flag]
+        lines.append(f'{variable} = {default}   # {flag}: {help_text}')
+    return lines
+
+
+# --- cells ------------------------------------------------------------------------------------
+
+def md(text, i):
+    return {'cell_type': 'markdown', 'metadata': {'microgpt': {'source': 'prose'}},
+            'source': text}
+
+
+def script_cell(text, section):
+    return {'cell_type': 'code', 'metadata': {'microgpt': {'source': 'script', 'section': section}},
+            'source': text, 'outputs': [], 'execution_count': None}
+
+
+def notebook_cell(text):
+    return {'cell_type': 'code', 'metadata': {'microgpt': {'source': 'notebook-only'}},
+            'source': text, 'outputs': [], 'execution_count': None}
+
+
+def header_markdown(i, title, goal, root):
+    script = stages.STAGE_FILES[i]
+    prose = f'{PROSE_DIR}/{stem(i)}.md'
+    out = f'# {title}\n\n'
+    out += f'[![Open In Colab]({repo.COLAB_BADGE})]({colab_link(i)})\n\n'
+    out += (f'*Generated by `{TOOL}` from [`{script}`]({github_url(script)}) and '
+            f'`{prose}`: edit those, not this notebook.*\n\n')
+    out += f'**Goal.** {goal}\n\n'
+    steps = []
+    for j in range(len(stages.STAGE_FILES)):
+        label = f'{j} {stages.concept(j)}'
+        steps.append(f'**{label} (you are here)**' if j == i else f'[{label}]({colab_link(j)})')
+    out += '**Where this sits in the course:** ' + ' &rarr; '.join(steps) + '\n\n'
+    if i == 0:
+        out += ('**What changed:** nothing yet; this is the first stage. Every later notebook '
+                'starts with what its script changed since the one before.\n\n')
+    else:
+        added, removed = stages.diff_counts(i, root)
+        changed = stages.changed_sections(i, root)
+        old_names = [name for name, _ in stages.read_sections(i - 1, root)]
+        new_names = [name for name, _ in stages.read_sections(i, root)]
+        described = []
+        for name in changed:
+            if name not in old_names:
+                described.append(f'{name} (new)')
+            elif name not in new_names:
+                described.append(f'{name} (removed)')
+            else:
+                described.append(name)
+        diff_file = f'diffs/{stem(i - 1)[:6]}_to_{stem(i)[:6]}.diff'
+        out += (f'**What changed since stage {i - 1}:** {added} lines added and {removed} removed '
+                f'([the diff]({github_url(diff_file)})), in the sections: '
+                f'{", ".join(described)}. Every other section is byte-for-byte the same as in '
+                f'stage {i - 1}.\n\n')
+    out += ('**How to use it:** run the cells from top to bottom (in Colab: *Runtime > Run all*). '
+            'Cells marked `# notebook-only` are not part of the script: they set up the '
+            'notebook, draw pictures, or let you experiment. Every other code cell is the '
+            f'script `{script}` itself, in order and unchanged.')
+    return out
+
+
+def setup_source(i):
+    script = stages.STAGE_FILES[i]
+    lines = [
+        '# notebook-only: setup. Inside a copy of the repository this finds data/names.txt;',
+        '# anywhere else (Colab) it downloads that one file. The script finds its data through',
+        '# __file__, which a notebook does not have, so it is defined here.',
+        'import json',
+        'import os',
+        'import re',
+        'import urllib.request',
+        '',
+        f"GITHUB_REPO = '{repo.GITHUB_REPO}'   # from tools/repo.py: a fork edits it there",
+        f"RAW_URL = f'https://raw.githubusercontent.com/{{GITHUB_REPO}}/{repo.GITHUB_BRANCH}/'",
+        f"SCRIPT = '{script}'",
+        '',
+        '',
+        'def find_repo_root():',
+        '    """The nearest folder, from here upwards, that holds SCRIPT and data/names.txt."""',
+        '    folder = os.getcwd()',
+        '    while True:',
+        "        data = os.path.join(folder, 'data', 'names.txt')",
+        '        if os.path.isfile(data) and os.path.isfile(os.path.join(folder, SCRIPT)):',
+        '            return folder',
+        '        if os.path.dirname(folder) == folder:',
+        '            return None',
+        '        folder = os.path.dirname(folder)',
+        '',
+        '',
+        'repo_root = find_repo_root()',
+        'if repo_root is not None:',
+        "    print('data: data/names.txt from this copy of the repository')",
+        'else:',
+        '    repo_root = os.getcwd()',
+        "    if not os.path.isfile(os.path.join('data', 'names.txt')):",
+        "        os.makedirs('data', exist_ok=True)",
+        "        urllib.request.urlretrieve(RAW_URL + 'data/names.txt', 'data/names.txt')",
+        "    print(f'data: data/names.txt downloaded from {RAW_URL}')",
+        '__file__ = os.path.join(repo_root, SCRIPT)',
+    ]
+    if i > 0:
+        lines += [
+            '',
+            '',
+            'def stage_printout(notebook):',
+            '    """What the script cells of a committed notebook printed in its last full run at the',
+            '    default settings: read from this repository, or from GitHub; None if neither works."""',
+            "    path = os.path.join(repo_root, 'notebooks', notebook)",
+            '    try:',
+            '        if os.path.isfile(path):',
+            "            with open(path, encoding='utf-8') as f:",
+            '                nb = json.load(f)',
+            '        else:',
+            "            with urllib.request.urlopen(RAW_URL + 'notebooks/' + notebook, timeout=30) as f:",
+            '                nb = json.load(f)',
+            '    except (OSError, ValueError):',
+            '        return None',
+            "    text = ''",
+            "    for cell in nb['cells']:",
+            "        if cell['metadata'].get('microgpt', {}).get('source') == 'script':",
+            "            for output in cell.get('outputs', []):",
+            "                if output.get('name') == 'stdout':",
+            "                    text += ''.join(output['text'])",
+            '    return text',
+        ]
+    return '\n'.join(lines)
+
+
+def settings_cells(i, script):
+    lines = settings_lines(script)
+    text = ('**Settings.** The cell above read the script\'s defaults (a notebook has no command '
+            'line). To try other values, edit them in the next cell and run the whole notebook '
+            'again (*Runtime > Run all*): everything below, from the data onwards, reads them.')
+    code = ['# notebook-only: settings, the same as the command line flags (defaults shown)']
+    return [md(text, i), notebook_cell('\n'.join(code + lines))]
+
+
+def ending_cells(i):
+    lines = [f'# notebook-only: this stage\'s result next to stage {i - 1}\'s' if i else
+             '# notebook-only: this stage\'s result, the baseline for every later stage',
+             'val_loss = sum(val_losses) / len(val_losses)',
+             f"print(f'stage {i} ({stages.concept(i)}), this run: val loss {{val_loss:.4f}} nats '",
+             "      f'on {len(val_docs)} held-out names')"]
+    if i == 0:
+        lines += ["print(f'a uniform guess over the {vocab_size} tokens: '",
+                  "      f'{math.log(vocab_size):.4f} nats (the loss of knowing nothing)')"]
+        text = ('## Result\n\nThe samples above are what counting pairs of letters can do. The '
+                'validation loss below is the number every later stage has to beat.')
+    else:
+        previous = notebook_name(i - 1)
+        lines += [
+            f"previous = stage_printout('{previous}') or ''",
+            "found = re.search(r'val loss: ([0-9.]+)', previous)",
+            'if found is None:',
+            f"    print('stage {i - 1}: no results (not executed yet, or no copy of the repository "
+            "and no network)')",
+            'else:',
+            '    previous_val = float(found.group(1))',
+            "    previous_samples = re.findall(r'sample \\d+: (.*)', previous)",
+            f"    print(f'stage {i - 1} ({stages.concept(i - 1)}), committed notebook, default "
+            "settings: '",
+            "          f'val loss {previous_val:.4f} nats')",
+            "    print(f'difference: {val_loss - previous_val:+.4f} nats')",
+            f"    print('stage {i - 1} samples: ' + ', '.join(previous_samples))",
+        ]
+        text = (f'## Result next to stage {i - 1}\n\nThe samples above come from this stage. '
+                f'The next cell sets its validation loss next to stage {i - 1}\'s, and lists '
+                f'stage {i - 1}\'s samples. Those come from the outputs committed with '
+                f'`{NOTEBOOK_DIR}/{previous}` (a full run at the default settings), read from '
+                'this copy of the repository or downloaded from GitHub; if you changed the '
+                'settings here, you compare against stage '
+                f'{i - 1} at its defaults.')
+    return [md(text, i), notebook_cell('\n'.join(lines))]
+
+
+def read_prose(i, root):
+    """parse_prose of stage i's prose file."""
+    path = prose_path(i, root)
+    if not path.is_file():
+        raise BuildError(f'no prose file {PROSE_DIR}/{path.name}')
+    return parse_prose(path.read_text(encoding='utf-8'), f'{PROSE_DIR}/{path.name}')
+
+
+def build_cells(i, root):
+    """The cells of stage i's notebook (no outputs) and its prose file's title."""
+    rel = f'{PROSE_DIR}/{stem(i)}.md'
+    title, goal, units = read_prose(i, root)
+    script = stages.read_stage(i, root)
+    sections = stages.split_sections(script)
+    section_names = [name for name, _ in sections]
+    for name, unit in units.items():
+        if name not in section_names:
+            raise BuildError(f'{unit.where}: prose for section "{name}", which '
+                             f'{stages.STAGE_FILES[i]} does not have')
+    if not goal:
+        raise BuildError(f'{rel}: no goal paragraph under the title')
+    cells = [md(header_markdown(i, title, goal, root), i), notebook_cell(setup_source(i))]
+    for name, body in sections:
+        if not body:
+            continue
+        unit = units.get(name)
+        if unit is None or not unit.before:
+            raise BuildError(f'{rel}: section "{name}" of {stages.STAGE_FILES[i]} has no prose')
+        j = introduced_in(i, name, root)
+        if j < i:
+            status = (f'*Unchanged since stage {j}; [stage {j}\'s notebook]({colab_link(j)}) '
+                      'explains it in depth. A short recap:*')
+        elif i > 0 and name in dict(stages.read_sections(i - 1, root)):
+            status = f'*Changed since stage {i - 1}.*'
+        elif i > 0:
+            status = '*New in this stage.*'
+        else:
+            status = ''
+        heading = f'## {name}' + (f': {unit.heading}' if unit.heading else '')
+        cells.append(md('\n\n'.join(t for t in [heading, status, unit.before] if t), i))
+        parts = split_parts(body)
+        names = [part for part, _ in parts]
+        for part in unit.parts.values():
+            if names.count(part.name) != 1:
+                found = 'no part' if part.name not in names else 'several parts'
+                raise BuildError(f'{part.where}: section "{name}" has {found} named '
+                                 f'"{part.name}" (parts: {", ".join(names)})')
+        groups = [[None, '']]   # (prose unit or None, code)
+        for part, text in parts:
+            if part in unit.parts and groups[-1][1]:
+                groups.append([unit.parts[part], ''])
+            elif part in unit.parts:
+                groups[-1][0] = unit.parts[part]
+            groups[-1][1] += text
+        for k, (part_unit, code) in enumerate(groups):
+            if part_unit is not None:
+                if not part_unit.before:
+                    raise BuildError(f'{part_unit.where}: part "{part_unit.name}" has no prose')
+                heading = f'### `{part_unit.name}`'
+                heading += f': {part_unit.heading}' if part_unit.heading else ''
+                if k > 0 or cells[-1]['cell_type'] != 'markdown':
+                    cells.append(md(f'{heading}\n\n{part_unit.before}', i))
+                else:
+                    cells[-1]['source'] += f'\n\n{heading}\n\n{part_unit.before}'
+            cells.append(script_cell(code, name))
+            for kind, text in (part_unit.after if part_unit is not None else []):
+                cells.append(md(text, i) if kind == 'md' else notebook_cell(text))
+        for kind, text in unit.after:
+            cells.append(md(text, i) if kind == 'md' else notebook_cell(text))
+        if name == 'command line':
+            cells += settings_cells(i, script)
+    cells += ending_cells(i)
+    for n, cell in enumerate(cells):
+        cell['id'] = f'stage{i}-cell{n:03d}'
+    return cells, title
+
+
+def source_hash(i, cells, root):
+    """SHA-256 of what the outputs of stage i depend on: this tool's version, the script, the
+    prose, the built cells and the previous script (whose results the last cell quotes)."""
+    h = hashlib.sha256()
+    h.update(f'{TOOL_VERSION}\0'.encode())
+    h.update(stages.read_stage(i, root).encode())
+    h.update(b'\0' + prose_path(i, root).read_bytes() + b'\0')
+    h.update(json.dumps(cells, sort_keys=True).encode())
+    if i > 0:
+        h.update(b'\0' + stages.read_stage(i - 1, root).encode())
+    return h.hexdigest()
+
+
+def build_notebook(i, root):
+    import nbformat
+    cells, title = build_cells(i, root)
+    digest = source_hash(i, cells, root)
+    nb = nbformat.v4.new_notebook()
+    nb.nbformat_minor = 5
+    nb.metadata = {
+        'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
+        'language_info': {'name': 'python'},
+        'microgpt': {
+            'generated_by': TOOL,
+            'stage': i,
+            'script': stages.STAGE_FILES[i],
+            'prose': f'{PROSE_DIR}/{stem(i)}.md',
+            'source_sha256': digest,
+            'outputs_from_sha256': None,
+        },
+    }
+    nb.cells = [nbformat.from_dict(cell) for cell in cells]
+    return nb
+
+
+def cells_without_outputs(nb):
+    out = []
+    for cell in nb['cells']:
+        cell = dict(cell)
+        cell.pop('outputs', None)
+        cell.pop('execution_count', None)
+        out.append(json.loads(json.dumps(cell, sort_keys=True)))
+    return out
+
+
+def dumps(nb):
+    import nbformat
+    return nbformat.writes(nb) + '\n'
+
+
+def readme_text(root):
+    lines = [
+        '<!-- generated by tools/make_notebooks.py; do not edit, rerun the tool -->',
+        '# Companion notebooks',
+        '',
+        'One notebook per stage: the stage script itself, unchanged and complete, split into cells',
+        'with an explanation before each step and pictures of what happens. Each opens in Google',
+        'Colab with nothing else (a setup cell downloads `data/names.txt` when the notebook runs',
+        'outside this repository) and runs locally with Python 3.11+ and matplotlib. They are',
+        'committed with the outputs of a full run at the default settings, so GitHub shows the',
+        'plots and samples without running anything.',
+        '',
+        '| stage | notebook | what it teaches |',
+        '|---|---|---|',
+    ]
+    for i in range(len(stages.STAGE_FILES)):
+        title, goal, _ = read_prose(i, root)
+        one_line = goal.split('\n\n')[0].replace('\n', ' ').split('. ')[0].rstrip('.') + '.'
+        badge = f'[![Open In Colab]({repo.COLAB_BADGE})]({colab_link(i)})'
+        lines.append(f'| {i} | [{notebook_name(i)}]({notebook_name(i)}) {badge} | {one_line} |')
+    lines += [
+        '',
+        '## How they are made',
+        '',
+        f'`python {TOOL}` builds every notebook from its script (`trainN_*.py`) and its prose',
+        '(`prose/trainN_*.md`, Markdown whose `## <section>` headings name the script\'s',
+        '`# === <section> ===` sections); edit those, never the `.ipynb` files. `--execute` also',
+        'runs each notebook at the default settings in a fresh kernel (about 5 minutes in all) and',
+        'stores the outputs with the SHA-256 of the sources they came from; `--check` (run by',
+        '`tests/test_notebooks.py`) fails when a notebook differs from a fresh build or its outputs',
+        'are older than its sources. Cells marked `# notebook-only` (setup, settings, plots, "try',
+        'it") are not in the script; the other code cells, joined, are the script byte for byte.',
+        '',
+        'The GitHub owner/name in the badges and download URLs lives in `tools/repo.py` only. A',
+        f'fork edits `GITHUB_REPO` there and reruns `python {TOOL}` (and',
+        '`tools/readme_figures.py` for the top-level README).',
+        '',
+        '`exercises/` holds the student handouts, made by a different tool; see its README.',
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+# --- execution --------------------------------------------------------------------------------
+
+def execute(nb, cwd, overrides=None, timeout=1800):
+    """Run nb top to bottom in a fresh python3 kernel with `cwd` as working directory. overrides
+    maps a settings variable (e.g. 'num_steps') to the text of a new value. Returns a new nb."""
+    from nbclient import NotebookClient
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if overrides and cell.source.startswith('# notebook-only: settings'):
+            for variable, value in overrides.items():
+                pattern = re.compile(rf'^{re.escape(variable)} = .*$', re.M)
+                if not pattern.search(cell.source):
+                    raise BuildError(f'the settings cell has no "{variable} = ..." line')
+                cell.source = pattern.sub(f'{variable} = {value}', cell.source)
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', record_timing=False,
+                            coalesce_streams=True, resources={'metadata': {'path': str(cwd)}})
+    client.execute()
+    return nb
+
+
+def clean_outputs(nb, metadata):
+    """Drop what changes from run to run besides the script's own timings."""
+    nb.metadata = copy.deepcopy(metadata)
+    for cell in nb.cells:
+        cell.metadata.pop('execution', None)
+        for output in cell.get('outputs', []):
+            output.get('metadata', {}).pop('execution', None)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def existing(path):
+    import nbformat
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except (OSError, ValueError):
+        return None
+
+
+def check(root, which):
+    problems = []
+    for i in which:
+        nb = build_notebook(i, root)
+        path = Path(root) / NOTEBOOK_DIR / notebook_name(i)
+        old = existing(path)
+        if old is None:
+            problems.append(f'{path.name}: missing')
+            continue
+        if cells_without_outputs(old) != cells_without_outputs(nb):
+            problems.append(f'{path.name}: cells differ from a fresh build')
+        elif old.metadata.get('microgpt', {}) != {**nb.metadata['microgpt'],
+                                                  'outputs_from_sha256': nb.metadata[
+                                                      'microgpt']['source_sha256']}:
+            problems.append(f'{path.name}: outputs are missing or come from older sources')
+        elif path.read_text(encoding='utf-8') != dumps(old):
+            problems.append(f'{path.name}: not written by this tool (formatting differs)')
+    readme = Path(root) / NOTEBOOK_DIR / 'README.md'
+    if not readme.is_file() or readme.read_text(encoding='utf-8') != readme_text(root):
+        problems.append('README.md: differs from a fresh build')
+    return problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true', help='verify, write nothing')
+    parser.add_argument('--execute', action='store_true', help='run and store the outputs')
+    parser.add_argument('--stages', type=int, nargs='+', choices=range(6), default=range(6),
+                        metavar='N', help='only these stages (default: all)')
+    args = parser.parse_args()
+    root = stages.ROOT
+    try:
+        if args.check:
+            problems = check(root, args.stages)
+            for problem in problems:
+                print(f'{NOTEBOOK_DIR}/{problem}', file=sys.stderr)
+            if problems:
+                sys.exit(f'error: notebooks are stale: run python {TOOL}'
+                         + (' --execute' if any('outputs' in p for p in problems) else ''))
+            print('notebooks are up to date')
+            return
+        out_dir = Path(root) / NOTEBOOK_DIR
+        out_dir.mkdir(exist_ok=True)
+        for i in sorted(args.stages):
+            nb = build_notebook(i, root)
+            path = out_dir / notebook_name(i)
+            digest = nb.metadata['microgpt']['source_sha256']
+            old = existing(path)
+            if args.execute:
+                env_backend = os.environ.pop('MPLBACKEND', None)   # inline figures, not Agg
+                start = time.perf_counter()
+                try:
+                    ran = execute(nb, out_dir)
+                finally:
+                    if env_backend is not None:
+                        os.environ['MPLBACKEND'] = env_backend
+                seconds = time.perf_counter() - start
+                metadata = copy.deepcopy(nb.metadata)
+                metadata['microgpt']['outputs_from_sha256'] = digest
+                clean_outputs(ran, metadata)
+                nb = ran
+                note = f'executed in {seconds:.0f} s'
+            elif (old is not None and cells_without_outputs(old) == cells_without_outputs(nb)
+                  and old.metadata.get('microgpt', {}).get('outputs_from_sha256') == digest):
+                nb = old
+                note = 'unchanged, outputs kept'
+            else:
+                note = 'built without outputs (run with --execute to add them)'
+            text = dumps(nb)
+            path.write_text(text, encoding='utf-8')
+            figures = sum(1 for c in nb.cells for o in c.get('outputs', [])
+                          if 'image/png' in o.get('data', {}))
+            print(f'{path.relative_to(root)}: {len(nb.cells)} cells, {figures} figures, '
+                  f'{len(text.encode()) / 1024:.0f} KB, {note}')
+        (out_dir / 'README.md').write_text(readme_text(root), encoding='utf-8')
+    except BuildError as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    main()

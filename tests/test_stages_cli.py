@@ -114,6 +114,9 @@ def test_default_data_path_is_found_from_another_working_directory(tmp_path):
 
 
 def test_deep_wide_model_backward_has_no_recursion_error(tmp_path):
+    """The full script at 12 layers of width 64 (592,256 parameters). Since dot() is one node,
+    this graph is only ~420 nodes deep, so a recursive backward would pass here too: the
+    100,000-node chain in test_math.py is the test that catches one."""
     data = tmp_path / "names.txt"   # 10 two-letter names: 1 to validate, short forward passes
     data.write_text("al\nbo\ncy\ndi\ned\nfa\ngu\nhi\nio\nja\n", encoding="utf-8")
     args = ["--data", data, "--n-layer", "12", "--n-embd", "64", "--n-head", "4"]
@@ -146,12 +149,21 @@ FLAG_CASES = {  # name: (the stages that have the flag, the bad flags)
     "block-size 1": (range(3, 6), ["--block-size", "1"]),
     "beta1 1.0": (range(5, 6), ["--beta1", "1.0"]),
     "unknown flag": (range(0, 6), ["--frobnicate"]),
+    "lr 1e6 diverges": (range(1, 6), ["--lr", "1e6", "--steps", "30"]),
+    "lr 1e6 diverges at the last step": (range(1, 6), ["--lr", "1e6", "--steps", "1"]),
 }
+# Known bug: the scripts check the loss before each update, not after the last one, so blown-up
+# weights reach evaluation (math domain error) or sampling (non-finite weights) as a traceback.
+# The fix is in the report of issue 2; remove this marker when it lands (strict: XPASS fails).
+LAST_STEP_BUG = pytest.mark.xfail(strict=True, reason="divergence at the last step: traceback")
 BAD_INPUT = [(i, name) for name in DATA_CASES for i in STAGES]
 BAD_INPUT += [(i, name) for name, (flag_stages, _) in FLAG_CASES.items() for i in flag_stages]
+BAD_INPUT = [pytest.param(i, name, id=f"stage{i}-{name}",
+                          marks=[LAST_STEP_BUG] if name.endswith("at the last step") else [])
+             for i, name in BAD_INPUT]
 
 
-@pytest.mark.parametrize("i, case", BAD_INPUT, ids=[f"stage{i}-{case}" for i, case in BAD_INPUT])
+@pytest.mark.parametrize("i, case", BAD_INPUT)
 def test_bad_input_gives_one_line_error_and_no_traceback(i, case, names_file, tmp_path):
     data = names_file
     bad_flags = []

@@ -349,9 +349,15 @@ print(f'train loss (last 50 steps): {sum(last_losses) / len(last_losses):.4f}')
 
 # === evaluation ===
 eval_start = time.perf_counter()
-val_losses = [doc_loss(encode(doc)).data for doc in val_docs]
+try:   # log(0) or an overflow: the last update blew the weights up
+    val_losses = [doc_loss(encode(doc)).data for doc in val_docs]
+except (ValueError, OverflowError):
+    val_losses = [math.inf]
+val_loss = sum(val_losses) / len(val_losses)
+if not math.isfinite(val_loss):
+    fail('training diverged at the last step: the val loss is not finite; try a smaller --lr')
 eval_time = time.perf_counter() - eval_start
-print(f'val loss: {sum(val_losses) / len(val_losses):.4f} ({len(val_docs)} names)')
+print(f'val loss: {val_loss:.4f} ({len(val_docs)} names)')
 print(f'train time: {train_time:.2f} s')
 print(f'eval time: {eval_time:.2f} s')
 

@@ -152,15 +152,9 @@ FLAG_CASES = {  # name: (the stages that have the flag, the bad flags)
     "lr 1e6 diverges": (range(1, 6), ["--lr", "1e6", "--steps", "30"]),
     "lr 1e6 diverges at the last step": (range(1, 6), ["--lr", "1e6", "--steps", "1"]),
 }
-# Known bug: the scripts check the loss before each update, not after the last one, so blown-up
-# weights reach evaluation (math domain error) or sampling (non-finite weights) as a traceback.
-# The fix is in the report of issue 2; remove this marker when it lands (strict: XPASS fails).
-LAST_STEP_BUG = pytest.mark.xfail(strict=True, reason="divergence at the last step: traceback")
 BAD_INPUT = [(i, name) for name in DATA_CASES for i in STAGES]
 BAD_INPUT += [(i, name) for name, (flag_stages, _) in FLAG_CASES.items() for i in flag_stages]
-BAD_INPUT = [pytest.param(i, name, id=f"stage{i}-{name}",
-                          marks=[LAST_STEP_BUG] if name.endswith("at the last step") else [])
-             for i, name in BAD_INPUT]
+BAD_INPUT = [pytest.param(i, name, id=f"stage{i}-{name}") for i, name in BAD_INPUT]
 
 
 @pytest.mark.parametrize("i, case", BAD_INPUT)

@@ -2,7 +2,8 @@
 
 Each notebook is the stage script, unchanged and complete, split into code cells, with the prose
 of notebooks/prose/<stage>.md before (and pictures after) each part. A prose file is Markdown:
-  # <title>                         the notebook's title; the paragraph under it is the goal
+  # <title>                         the notebook's title; the paragraph under it is the goal,
+  Teaches: <one line>               and this line, also under the title, goes in the index
   ## <section>: <heading text>      prose for the script section `# === <section> ===`
   ### <name>: <heading text>        prose for the part of that section that starts with the
                                     definition or assignment of <name> (a new code cell)
@@ -12,8 +13,9 @@ whose first line is `# notebook-only: ...`) comes after it. Every section needs 
 heading that names no section or part is an error.
 
   python tools/make_notebooks.py            build; keeps outputs whose sources did not change
-  python tools/make_notebooks.py --execute  build, run every notebook at default settings in a
-                                            fresh kernel (about 5 minutes), store the outputs
+  python tools/make_notebooks.py --execute  build, run each notebook whose outputs are stale at
+                                            default settings in a fresh kernel, store the outputs
+                                            (all six: about 5 minutes; --force runs them all)
   python tools/make_notebooks.py --check    fail if a notebook or the index differs from a
                                             fresh build or its outputs came from older sources
 The GitHub owner/name in badges and download URLs comes from tools/repo.py (a fork edits it
@@ -58,10 +60,6 @@ def notebook_name(i):
 
 def prose_path(i, root):
     return Path(root) / PROSE_DIR / f'{stem(i)}.md'
-
-
-def raw_url(path):
-    return f'https://raw.githubusercontent.com/{repo.GITHUB_REPO}/{repo.GITHUB_BRANCH}/{path}'
 
 
 def github_url(path):
@@ -126,7 +124,8 @@ def split_unit_body(unit, lines):
 
 
 def parse_prose(text, path):
-    """-> (title, goal, {section name: Unit}) of a prose file."""
+    """-> (title, goal, {section name: Unit}, teaches) of a prose file: the goal is the paragraph
+    under the title, `teaches` the one line after 'Teaches: ' there (for the index)."""
     title = None
     blocks = []   # (level, name, heading, where, lines)
     intro = []
@@ -149,6 +148,10 @@ def parse_prose(text, path):
             intro.append(line)
     if title is None:
         raise BuildError(f'{path}: no # title line')
+    teaches = [line for line in intro if line.startswith('Teaches: ')]
+    if len(teaches) != 1:
+        raise BuildError(f'{path}: needs one "Teaches: ..." line under the title (for the index)')
+    intro.remove(teaches[0])
     units = {}
     section = None
     for level, name, heading, where, lines in blocks:
@@ -165,7 +168,7 @@ def parse_prose(text, path):
             raise BuildError(f'{where}: part "{name}" has prose twice')
         else:
             section.parts[name] = unit
-    return title, ''.join(intro).strip(), units
+    return title, ''.join(intro).strip(), units, teaches[0][len('Teaches: '):].strip()
 
 
 # --- script -----------------------------------------------------------------------------------
@@ -337,9 +340,10 @@ def setup_source(i):
         lines += [
             '',
             '',
-            'def stage_printout(notebook):',
-            '    """What the script cells of a committed notebook printed in its last full run at the',
-            '    default settings: read from this repository, or from GitHub; None if neither works."""',
+            "def stage_printout(notebook, cells='script'):",
+            '    """What the script cells (or the notebook-only cells) of a committed notebook printed',
+            '    in its last full run at the default settings: read from this repository, or from',
+            '    GitHub; None if neither works."""',
             "    path = os.path.join(repo_root, 'notebooks', notebook)",
             '    try:',
             '        if os.path.isfile(path):',
@@ -352,7 +356,7 @@ def setup_source(i):
             '        return None',
             "    text = ''",
             "    for cell in nb['cells']:",
-            "        if cell['metadata'].get('microgpt', {}).get('source') == 'script':",
+            "        if cell['metadata'].get('microgpt', {}).get('source') == cells:",
             "            for output in cell.get('outputs', []):",
             "                if output.get('name') == 'stdout':",
             "                    text += ''.join(output['text'])",
@@ -419,7 +423,7 @@ def read_prose(i, root):
 def build_cells(i, root):
     """The cells of stage i's notebook (no outputs) and its prose file's title."""
     rel = f'{PROSE_DIR}/{stem(i)}.md'
-    title, goal, units = read_prose(i, root)
+    title, goal, units, _ = read_prose(i, root)
     script = stages.read_stage(i, root)
     sections = stages.split_sections(script)
     section_names = [name for name, _ in sections]
@@ -487,7 +491,8 @@ def build_cells(i, root):
 
 def source_hash(i, cells, root):
     """SHA-256 of what the outputs of stage i depend on: this tool's version, the script, the
-    prose, the built cells and the previous script (whose results the last cell quotes)."""
+    prose, the built cells, and the previous stage's script and prose (the last cell quotes the
+    previous notebook's outputs)."""
     h = hashlib.sha256()
     h.update(f'{TOOL_VERSION}\0'.encode())
     h.update(stages.read_stage(i, root).encode())
@@ -495,6 +500,7 @@ def source_hash(i, cells, root):
     h.update(json.dumps(cells, sort_keys=True).encode())
     if i > 0:
         h.update(b'\0' + stages.read_stage(i - 1, root).encode())
+        h.update(b'\0' + prose_path(i - 1, root).read_bytes())
     return h.hexdigest()
 
 
@@ -551,10 +557,9 @@ def readme_text(root):
         '|---|---|---|',
     ]
     for i in range(len(stages.STAGE_FILES)):
-        title, goal, _ = read_prose(i, root)
-        one_line = goal.split('\n\n')[0].replace('\n', ' ').split('. ')[0].rstrip('.') + '.'
+        _, _, _, teaches = read_prose(i, root)
         badge = f'[![Open In Colab]({repo.COLAB_BADGE})]({colab_link(i)})'
-        lines.append(f'| {i} | [{notebook_name(i)}]({notebook_name(i)}) {badge} | {one_line} |')
+        lines.append(f'| {i} | [{notebook_name(i)}]({notebook_name(i)}) {badge} | {teaches} |')
     lines += [
         '',
         '## How they are made',
@@ -644,6 +649,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--check', action='store_true', help='verify, write nothing')
     parser.add_argument('--execute', action='store_true', help='run and store the outputs')
+    parser.add_argument('--force', action='store_true',
+                        help='with --execute: run even the notebooks whose outputs are fresh')
     parser.add_argument('--stages', type=int, nargs='+', choices=range(6), default=range(6),
                         metavar='N', help='only these stages (default: all)')
     args = parser.parse_args()
@@ -665,7 +672,12 @@ def main():
             path = out_dir / notebook_name(i)
             digest = nb.metadata['microgpt']['source_sha256']
             old = existing(path)
-            if args.execute:
+            fresh = (old is not None and cells_without_outputs(old) == cells_without_outputs(nb)
+                     and old.metadata.get('microgpt', {}).get('outputs_from_sha256') == digest)
+            if fresh and not args.force:
+                nb = old
+                note = 'unchanged, outputs kept'
+            elif args.execute:
                 env_backend = os.environ.pop('MPLBACKEND', None)   # inline figures, not Agg
                 start = time.perf_counter()
                 try:
@@ -679,10 +691,6 @@ def main():
                 clean_outputs(ran, metadata)
                 nb = ran
                 note = f'executed in {seconds:.0f} s'
-            elif (old is not None and cells_without_outputs(old) == cells_without_outputs(nb)
-                  and old.metadata.get('microgpt', {}).get('outputs_from_sha256') == digest):
-                nb = old
-                note = 'unchanged, outputs kept'
             else:
                 note = 'built without outputs (run with --execute to add them)'
             text = dumps(nb)

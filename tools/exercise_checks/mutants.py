@@ -1,0 +1,30 @@
+"""Plausible wrong answers, one or more per exercise: (old, new) text replacements applied to the
+reference solution's exercise cell. tests/test_grader.py proves each is caught, and
+`tools/grade.py --demo-class` uses them to make a realistic class.
+"""
+WRONG = {
+    '0.1': [('counts[token_id][target_id] += 1', 'counts[target_id][token_id] += 1')],
+    '0.2': [('return sum(losses) / n', 'return sum(losses)')],
+    '0.3': [('token_id = random.choices(range(vocab_size), weights=counts[token_id])[0]',
+             'token_id = max(range(vocab_size), key=lambda b: counts[token_id][b])')],
+    '1.1': [('dlogits = [p / n for p in probs]', 'dlogits = [p for p in probs]')],
+    '1.2': [('dwte_row[j] += g', 'dwte_row[j] = g'),
+            ('dh_pre = [dhi if hi > 0 else 0.0 for dhi, hi in zip(dh, h_pre)]', 'dh_pre = dh')],
+    '1.3': [('return (loss_plus - loss_minus) / (2 * eps)', 'return (loss_plus - loss_minus) / eps')],
+    '1.4': [('row[j] -= lr_t * g', 'row[j] += lr_t * g')],
+    '2.1': [('(self, other), (other.data, self.data))', '(self, other), (self.data, other.data))')],
+    '2.2': [('child.grad += local_grad * node.grad', 'child.grad = local_grad * node.grad'),
+            ('for node in reversed(topo):', 'for node in topo:')],
+    '3.1': [('ms = dot(x, x) / len(x)', 'ms = dot(x, x)')],
+    '3.2': [('dot(q, k_t) / head_dim ** 0.5', 'dot(q, k_t) / head_dim')],
+    '3.3': [('x = [a + b for a, b in zip(x, x_residual)]   # residual: the block adds to its input',
+             'x = x   # (forgot the residual)')],
+    '4.1': [('x_attn.extend(attention(q_h, k_h, v_h))', 'x_attn.append(attention(q_h, k_h, v_h))')],
+    '4.2': [('keys[i].append(k)', 'keys[0].append(k)')],
+    '5.1': [('m_hat = adam_m[j] / (1 - beta1 ** (step + 1))', 'm_hat = adam_m[j]'),
+            ('v_hat = adam_v[j] / (1 - beta2 ** (step + 1))', 'v_hat = adam_v[j]')],
+    '5.2': [('lr_t = learning_rate * (1 - step / num_steps)',
+             'lr_t = learning_rate * (1 - (step + 1) / num_steps)')],
+}
+# which replacements of WRONG[id] belong together (applied at once); default: each on its own
+TOGETHER = {'5.1'}

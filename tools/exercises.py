@@ -494,7 +494,10 @@ def split_top_level(text, line_numbers):
     for node in ast.parse(text).body:
         if any(node.lineno <= n <= node.end_lineno for n in line_numbers):
             start = node.lineno - 1 - len(getattr(node, 'decorator_list', []))
-            marked.append((start, node.end_lineno))
+            end = node.end_lineno
+            while end < len(lines) and lines[end][:1] == ' ' and lines[end].strip()[:1] == '#':
+                end += 1   # an indented comment after the body belongs to it
+            marked.append((start, end))
     pieces = []
     pos = 0
     for start, end in marked:

@@ -1,0 +1,145 @@
+"""Tests for tools/grade.py: the reference solutions score full marks on every exercise, the
+untouched handouts score 0, every plausible wrong answer in exercise_checks/mutants.py loses
+points on its own exercise only, and the grader survives an endless loop, a raise at import, a
+syntax error, deleted check cells, an unreadable file and a submission that tries to read the
+answers, writing CSV and a summary.
+
+Run: python -m pytest -q tests/test_grader.py
+"""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+sys.path.insert(0, str(TOOLS))
+import exercises  # noqa: E402
+import grade  # noqa: E402
+import stages  # noqa: E402
+from exercise_checks import mutants  # noqa: E402
+
+STAGES = range(len(stages.STAGE_FILES))
+IDS = {stage: [ex.id for ex in exercises.stage_exercises(stage)] for stage in STAGES}
+
+
+def grade_files(tmp_path, stage, files, timeout=5):
+    """Grade {name: text} as one class folder; {student: {exercise: (points, reason)}}."""
+    folder = tmp_path / f"class{stage}"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    rows, _ = grade.grade_folder(stage, folder, tmp_path / f"out{stage}", timeout=timeout,
+                                 quiet=True)
+    return {path.stem: res for path, res in rows}
+
+
+@pytest.fixture(scope="module")
+def reference_and_untouched(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("grade")
+    return {stage: grade_files(tmp, stage, {
+        "reference.ipynb": grade.make_submission(stage, "correct"),
+        "untouched.ipynb": grade.make_submission(stage, "untouched"),
+        "reference_export.py": grade.make_submission(stage, "py")}) for stage in STAGES}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_reference_solutions_score_full_marks(reference_and_untouched, stage):
+    for student in ["reference", "reference_export"]:
+        res = reference_and_untouched[stage][student]
+        for ex_id in IDS[stage]:
+            assert res[ex_id] == (10.0, "all checks passed"), (student, ex_id)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_untouched_handouts_score_zero(reference_and_untouched, stage):
+    res = reference_and_untouched[stage]["untouched"]
+    for ex_id in IDS[stage]:
+        assert res[ex_id][0] == 0.0
+        assert "not implemented" in res[ex_id][1]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, stage):
+    files = {}
+    for ex_id in IDS[stage]:
+        count = 1 if ex_id in mutants.TOGETHER else len(mutants.WRONG[ex_id])
+        for variant in range(count):
+            files[f"wrong_{ex_id}_{variant}.ipynb"] = grade.make_submission(
+                stage, "wrong", ex_id, variant)
+    results = grade_files(tmp_path, stage, files)
+    for name, res in results.items():
+        _, ex_id, _ = name.split("_")
+        assert res[ex_id][0] < 10.0, (name, res[ex_id])
+        for other in IDS[stage]:
+            if other != ex_id:
+                assert res[other][0] == 10.0, (name, other, res[other])
+
+
+def test_grader_survives_broken_submissions(tmp_path):
+    files = {kind + ".ipynb": grade.make_submission(3, kind, "3.2")
+             for kind in ["loop", "raise", "syntax", "no_checks"]}
+    files["not_a_notebook.ipynb"] = "{ this is not json"
+    files["empty.py"] = "print('hello')\n"
+    results = grade_files(tmp_path, 3, files, timeout=2)
+    assert results["loop"]["3.2"] == (0.0, "timed out after 2 s (an endless loop?)")
+    assert results["raise"]["3.2"][0] == 0.0
+    assert "your cell raised RuntimeError at line 1: broken at import" in results["raise"]["3.2"][1]
+    assert results["syntax"]["3.2"][0] == 0.0
+    assert results["syntax"]["3.2"][1].startswith("syntax error in your cell, line 1")
+    for kind in ["loop", "raise", "syntax"]:   # the other exercises are graded as usual
+        assert results[kind]["3.1"][0] == 10.0 and results[kind]["3.3"][0] == 10.0
+    assert all(results["no_checks"][ex_id][0] == 10.0 for ex_id in IDS[3])
+    for ex_id in IDS[3]:
+        assert results["not_a_notebook"][ex_id][0] == 0.0
+        assert results["not_a_notebook"][ex_id][1].startswith("cannot read the submission")
+        assert results["empty"][ex_id][1].startswith("missing: no code cell defines")
+
+
+def test_the_answer_reader_does_read_the_answers_when_not_sandboxed():
+    text = grade.make_submission(3, "reads_answers", "3.3")
+    spy = next(c for c in __import__("json").loads(text)["cells"]
+               if "_peek" in c["source"])["source"]
+    ns = {}
+    exec(spy, ns)
+    with pytest.raises(RuntimeError, match="read the answers"):
+        ns["_peek"]()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the chroot sandbox needs root (as in CI's container)")
+def test_a_submission_cannot_read_the_answers_or_other_submissions(tmp_path):
+    results = grade_files(tmp_path, 3, {
+        "spy.ipynb": grade.make_submission(3, "reads_answers", "3.3"),
+        "hidden_answers_of_alice.ipynb": grade.make_submission(3, "correct")})
+    assert results["spy"]["3.3"] == (10.0, "all checks passed")   # _peek found nothing
+
+
+def test_reports_hold_points_reasons_and_a_summary(tmp_path):
+    grade_files(tmp_path, 5, {"ann.ipynb": grade.make_submission(5, "correct"),
+                              "bob.ipynb": grade.make_submission(5, "wrong", "5.1")})
+    with open(tmp_path / "out5" / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["student"], r["5.1"], r["5.2"], r["total"]) for r in rows] == [
+        ("ann", "10.0", "10.0", "20.0"), ("bob", "0.0", "10.0", "10.0")]
+    with open(tmp_path / "out5" / "feedback.csv") as f:
+        feedback = list(csv.DictReader(f))
+    bob = next(r for r in feedback if r["student"] == "bob" and r["exercise"] == "5.1")
+    assert "the parameters after the first step" in bob["result"]
+    summary = (tmp_path / "out5" / "summary.txt").read_text()
+    assert "2 submissions graded" in summary
+    assert "5.1" in summary and "1 / 2" in summary
+
+
+@pytest.mark.parametrize("args, message", [
+    (["9", "."], "error: no stage 9; stages are 0-5"),
+    (["2", "/no/such/folder"], "error: not a folder: /no/such/folder"),
+    (["2"], "error: give a STAGE and a FOLDER"),
+])
+def test_bad_input_is_a_one_line_error(args, message):
+    proc = subprocess.run([sys.executable, str(TOOLS / "grade.py"), *args],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith(message)
+    assert "Traceback" not in proc.stderr

@@ -78,7 +78,7 @@ def test_a_script_edit_that_breaks_an_anchor_fails_loudly(tmp_path):
         shutil.copy(stages.ROOT / name, tmp_path / name)
     path = tmp_path / stages.STAGE_FILES[3]
     text = path.read_text()
-    path.write_text(text.replace("head_dim ** 0.5 for k_t in keys", "head_dim ** 0.5 for k in keys"))
+    path.write_text(text.replace("for k_t in keys]   # (T,)", "for k in keys]   # (T,)"))
     exercises.check_anchors(tmp_path)   # a body anchor follows the function wherever it is
     path.write_text(text.replace("    # attention: gather information from this and the "
                                  "earlier positions\n", ""))
@@ -147,7 +147,8 @@ def test_check_cells_pass_on_solutions_and_say_not_done_on_stubs(stage):
 def test_a_wrong_answer_gets_a_specific_message_and_leaves_the_other_check_passing():
     out = run_check_cells(exercises.build_handout(2, "solution"), 2,
                           replace=("2.1", *mutants.WRONG["2.1"][0]))
-    assert out["2.1"].strip() == "FAIL local_grads: d(a*b)/da should be b.data = 3.0, you returned 2"
+    assert out["2.1"].strip() == ("FAIL local_grads: d(a*b)/da should be b.data = 3.0, "
+                                  "you returned 2")
     assert out["2.2"].startswith("PASS")
     out = run_check_cells(exercises.build_handout(3, "solution"), 3,
                           replace=("3.2", *mutants.WRONG["3.2"][0]))

@@ -108,7 +108,7 @@ def test_the_answer_reader_does_read_the_answers_when_not_sandboxed():
         ns["_peek"]()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the chroot sandbox needs root (as in CI's container)")
+@pytest.mark.skipif(os.geteuid() != 0, reason="the chroot sandbox needs root (CI's container)")
 def test_a_submission_cannot_read_the_answers_or_other_submissions(tmp_path):
     results = grade_files(tmp_path, 3, {
         "spy.ipynb": grade.make_submission(3, "reads_answers", "3.3"),

@@ -102,7 +102,8 @@ EXERCISES = [
              '`n = min(block_size, len(tokens) - 1)` positions, the probability the count table '
              'gives to the token that really comes next is `counts[a][b] / row_totals[a]`; return '
              'the mean over those positions of `-log` of that probability.',
-             [Body('doc_loss', 'return the mean of -log p(next token) over the first n positions')]),
+             [Body('doc_loss', 'return the mean of -log p(next token) over the first n '
+                               'positions')]),
     Exercise('0.3', 0, 'sample_next', 'Sampling from a row', 15,
              'generation: a name is drawn one token at a time from the model\'s distribution',
              'Write `sample_next(token_id)`: draw the next token at random, each token `b` with '
@@ -252,11 +253,13 @@ EXERCISES = [
              'depth: the same block n_layer times, each layer with its own weights and cache',
              'Write `transformer_layers(x, keys, values)`: the transformer block (attention and '
              'MLP sublayers with residual connections, as in stage 3) applied `n_layer` times, '
-             'layer `i` using the weights `state_dict[f\'layer{i}.attn_wq\']` and so on and its own '
-             'caches `keys[i]` and `values[i]`, each layer working on the previous layer\'s output. '
+             'layer `i` using the weights `state_dict[f\'layer{i}.attn_wq\']` and so on and its '
+             'own caches `keys[i]` and `values[i]`, each layer working on the previous layer\'s '
+             'output. '
              'Use `multi_head_attention` (exercise 4.1) for the heads.',
-             [Extract('    for i in range(n_layer):', '        x = [a + b for a, b in zip(x, '
-                      'x_residual)]\n    logits = linear(x, state_dict[\'lm_head\'])   # (vocab_size,)',
+             [Extract('    for i in range(n_layer):',
+                      '        x = [a + b for a, b in zip(x, x_residual)]\n'
+                      '    logits = linear(x, state_dict[\'lm_head\'])   # (vocab_size,)',
                       '    x = transformer_layers(x, keys, values)',
                       'transformer_layers(x, keys, values)',
                       'The transformer block n_layer times: layer i uses the layer{i}.* weights '
@@ -277,9 +280,9 @@ EXERCISES = [
              'decay the step size so training settles instead of bouncing',
              'Write `lr_schedule(step)`: the learning rate for step `step` (0 to `num_steps - 1`), '
              'starting at `learning_rate` and decaying linearly, reaching 0 at step `num_steps`.',
-             [Extract('    lr_t = learning_rate * (1 - step / num_steps)   # linear decay to 0 over '
-                      'the run', '    lr_t = learning_rate * (1 - step / num_steps)   # linear '
-                      'decay to 0 over the run',
+             [Extract('    lr_t = learning_rate * (1 - step / num_steps)   # linear decay to 0 '
+                      'over the run', '    lr_t = learning_rate * (1 - step / num_steps)   # '
+                      'linear decay to 0 over the run',
                       '    lr_t = lr_schedule(step)', 'lr_schedule(step)',
                       'The learning rate at step `step`: linear decay from learning_rate to 0.',
                       'return the learning rate for this step', returns='lr_t')]),

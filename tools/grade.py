@@ -382,7 +382,7 @@ def make_submission(stage, kind, ex_id=None, variant=0):
     elif kind == 'reads_answers':
         spy = ('import os as _os\n'
                'def _peek():\n'
-               '    """What a cheat would try: the grader\'s answers and the other submissions."""\n'
+               '    """What a cheat would try: the grader\'s answers, other submissions."""\n'
                '    found = []\n'
                '    paths = [' + repr(str(exercises.CHECKS_DIR / 'hidden.py')) + ', '
                + repr(str(ROOT / 'tools' / 'exercises.py')) + ',\n'

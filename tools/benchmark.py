@@ -15,8 +15,8 @@ How a step is measured: a worker subprocess per stage executes the script's sect
 `# === training ===` (so the script builds its own data, model and optimizer; its printing is
 discarded), then times the script's own functions, step by step as its training loop does:
 forward `loss = doc_loss(encode(doc))`, `loss.backward()`, the update (`sgd_update(lr_t)` or
-`adam_update(lr_t, step)`) and freeing the graph, each in CPU seconds of the worker (other
-programs running on the machine barely change CPU time; wall time is recorded too). Stage 1
+`adam_update(lr_t, step)`) and freeing the previous step's graph, each in CPU seconds of the
+worker (less sensitive than wall time to other programs running; wall time is recorded too). Stage 1
 has no graph: its forward is `doc_loss_and_grads` (manual backprop included) and its update
 `sgd_update(grads, lr_t)`.
 Stage 0 counts bigrams: its whole training section is timed and divided by its steps.
@@ -109,32 +109,38 @@ def load_stage(stage, root, args):
 def time_steps(stage, g, steps):
     """Per-step (forward, backward, update, free) CPU times in seconds, running the stage's own
     functions on its first `steps` training names, as its training loop does."""
-    clock = time.process_time   # CPU time: other programs on the machine barely change it
+    clock = time.process_time   # CPU time: less sensitive than wall time to other programs
     rows = []
+    loss = grads = None
     for step in range(steps):
         tokens = g["encode"](g["train_docs"][step % len(g["train_docs"])])
         lr_t = g["learning_rate"] * (1 - step / steps)
+        # As in the training loop, the previous step's graph stays alive while the next one is
+        # built (Python's cyclic garbage collector then scans both) and is freed when `loss`
+        # is rebound: "free" times that rebinding.
         if stage == 1:
             t0 = clock()
-            loss, grads = g["doc_loss_and_grads"](tokens)
-            t1 = t2 = clock()   # backward is inside doc_loss_and_grads
+            new_loss, new_grads = g["doc_loss_and_grads"](tokens)
+            t1 = clock()
+            loss, grads = new_loss, new_grads
+            t2 = t3 = clock()   # backward is inside doc_loss_and_grads
             g["sgd_update"](grads, lr_t)
-            t3 = clock()
-            del loss, grads
+            t4 = clock()
         else:
             t0 = clock()
-            loss = g["doc_loss"](tokens)
+            new_loss = g["doc_loss"](tokens)
             t1 = clock()
-            loss.backward()
+            loss = new_loss
             t2 = clock()
+            loss.backward()
+            t3 = clock()
             if "adam_update" in g:
                 g["adam_update"](lr_t, step)
             else:
                 g["sgd_update"](lr_t)
-            t3 = clock()
-            del loss   # frees the whole graph: part of a step's cost
-        t4 = clock()
-        rows.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+            t4 = clock()
+        del new_loss
+        rows.append((t1 - t0, t3 - t2, t4 - t3, t2 - t1))
     return rows
 
 

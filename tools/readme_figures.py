@@ -137,10 +137,10 @@ def render_benchmarks(engine):
         f"Before: `{before['rev']}`, where `dot` is a chain of binary `*` and `+` nodes; after: "
         f"`{after['rev']}` (`{after['commit'][:7]}`), one `dot` node per sum of products. "
         f"Per step: the mean CPU time over the first {engine['steps']} training names of forward, "
-        "backward, update and freeing the graph; graph nodes are the Values reachable from the "
-        "loss. Full run: `python trainN.py` at its defaults, start to exit (training, evaluation "
-        "and sampling), in CPU time, which other programs running at the same time barely "
-        "change; peak memory is its maximum resident set size. Measured on "
+        "backward, update and freeing the previous graph; graph nodes are the Values reachable "
+        "from the loss. Full run: `python trainN.py` at its defaults, start to exit (training, "
+        "evaluation and sampling), in CPU time, which other programs running at the same time "
+        "change less than wall time; peak memory is its maximum resident set size. Measured on "
         + machine_line(engine["machine"])
         + " by `python tools/benchmark.py --engine-compare`; details in "
         "[benchmarks/README.md](benchmarks/README.md).")

@@ -1,0 +1,203 @@
+"""Tests for the measured figures: tools/benchmark.py (benchmarks/*.json) and
+tools/readme_figures.py (the generated tables of README.md). The README's tables are fresh,
+results.json measured the current scripts, each figure lands in its own column, and the
+benchmark worker counts the graph of the stage's own loss (more nodes before the fused dot).
+
+Run: python -m pytest -q tests/test_figures.py
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+sys.path.insert(0, str(TOOLS))
+import benchmark  # noqa: E402
+import readme_figures  # noqa: E402
+import repo  # noqa: E402
+import stages  # noqa: E402
+
+TINY = {2: ["--n-embd", "4"], 5: ["--n-embd", "8", "--n-head", "2", "--block-size", "8"]}
+
+
+def has_revision(rev):
+    git = ["git", "-C", str(stages.ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
+    try:
+        return subprocess.run(git, capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def table_rows(markdown):
+    """The rows of the first Markdown table in markdown, as dicts keyed by the header cells."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[2:]:   # lines[1] is the |---| row
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        assert len(cells) == len(header), line
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def fake_machine():
+    return {"platform": "Plan9-x", "python": "3.99.1", "cpu_count": 7, "cpu": "Abacus 3000"}
+
+
+def test_readme_generated_tables_are_fresh():
+    try:
+        readme_figures.check()
+    except readme_figures.Stale as e:
+        pytest.fail(str(e))
+
+
+def test_results_json_measured_the_current_scripts():
+    results = readme_figures.load_json(readme_figures.RESULTS, "python tools/benchmark.py --full")
+    assert [row["stage"] for row in results["stages"]] == list(range(len(stages.STAGE_FILES)))
+    readme_figures.check_hashes(results)   # raises Stale on a mismatch
+
+
+def test_check_reports_a_changed_script_as_stale(tmp_path):
+    results = {"stages": [{"stage": 0, "file": stages.STAGE_FILES[0], "sha256": "0" * 64}]}
+    with pytest.raises(readme_figures.Stale, match="rerun python tools/benchmark.py --full"):
+        readme_figures.check_hashes(results)
+
+
+def test_course_table_puts_each_figure_in_its_column():
+    results = {"machine": fake_machine(), "stages": []}
+    for k, name in enumerate(stages.STAGE_FILES):
+        results["stages"].append({
+            "stage": k, "file": name, "num_params": 1000 + k, "lines": 200 + k,
+            "val_loss": 2.5 + k / 100, "train_loss_last50": 2.7 + k / 100,
+            "train_time_s": 40.0 + k, "sha256": "x"})
+    diff_counts = {k: (10 * k, k) for k in range(1, 6)}
+    markdown = readme_figures.render_course_table(results, diff_counts)
+    rows = table_rows(markdown)
+    assert len(rows) == 6
+    row = rows[3]
+    assert row["stage"] == "3"
+    assert row["script"] == "[train3_single_head.py](train3_single_head.py)"
+    assert row["concept"] == stages.CONCEPTS[3]
+    assert row["params"] == "1,003"
+    assert row["lines"] == "203"
+    assert row["change vs previous"] == "[+30 / -3](diffs/train2_to_train3.diff)"
+    assert row["val loss"] == "2.5300"
+    assert row["train loss (last 50)"] == "2.7300"
+    assert row["train time"] == "43.0 s"
+    notebook = "notebooks/train3_single_head.ipynb"
+    assert row["notebook"].startswith(f"[train3_single_head.ipynb]({notebook})")
+    colab = f"github/{repo.GITHUB_REPO}/blob/{repo.GITHUB_BRANCH}/{notebook}"
+    assert colab in row["notebook"]
+    assert rows[0]["change vs previous"] == "-"
+    assert "Plan9-x, Python 3.99.1, 7 CPUs, Abacus 3000" in markdown
+
+
+def test_benchmark_table_puts_each_figure_in_its_column():
+    def bench(k, nodes, s):
+        return {"stage": k, "nodes_per_step": nodes, "s_per_step": s}
+
+    def full(k, cpu, kb):
+        return {"stage": k, "cpu_s": cpu, "wall_s": 2 * cpu, "peak_rss_kb": kb}
+
+    engine = {
+        "machine": fake_machine(), "steps": 20,
+        "before": {"rev": "aaaaaaa", "commit": "a" * 40,
+                   "bench": [bench(2, 45000, 0.2), bench(5, 62000, 0.4)],
+                   "full": [full(2, 250.0, 40 * 1024), full(5, 500.0, 50 * 1024)]},
+        "after": {"rev": "HEAD", "commit": "b" * 40,
+                  "bench": [bench(2, 4800, 0.02), bench(5, 8400, 0.05)],
+                  "full": [full(2, 25.0, 22 * 1024), full(5, 50.0, 26 * 1024)]},
+    }
+    markdown = readme_figures.render_benchmarks(engine)
+    rows = table_rows(markdown)
+    assert [row["stage"] for row in rows] == ["2 (scalar autograd)", "5 (Adam optimizer)"]
+    row = rows[1]
+    assert row["graph nodes per step, before -> after"] == "62,000 -> 8,400"
+    assert row["time per step, before -> after"] == "400 ms -> 50 ms"
+    assert row["step speedup"] == "8.0x"
+    assert row["full run CPU time, before -> after"] == "500 s -> 50.0 s"
+    assert row["full run speedup"] == "10.0x"
+    assert row["peak memory, before -> after"] == "50 MB -> 26 MB"
+    assert "first 20 training names" in markdown
+    assert "`aaaaaaa`" in markdown and "(`bbbbbbb`)" in markdown
+
+
+def test_engine_details_put_each_phase_in_its_column():
+    def bench(k, scale):
+        return {"stage": k, "nodes_per_step": 100 * scale, "edges_per_step": 300 * scale,
+                "created_per_step": 90 * scale, "s_per_step": 0.1 * scale,
+                "forward_s": 0.04 * scale, "backward_s": 0.05 * scale,
+                "update_s": 0.003 * scale, "free_s": 0.007 * scale, "peak_rss_kb": 1024 * scale}
+
+    engine = {"machine": fake_machine(), "steps": 20,
+              "before": {"rev": "aaaaaaa", "commit": "a" * 40, "bench": [bench(3, 10)]},
+              "after": {"rev": "HEAD", "commit": "b" * 40, "bench": [bench(3, 1)]}}
+    rows = table_rows(readme_figures.render_engine_details(engine))
+    assert [(row["stage"], row["engine"]) for row in rows] == [("3", "before"), ("3", "after")]
+    assert rows[0] == {
+        "stage": "3", "engine": "before", "graph nodes / step": "1,000",
+        "graph links / step": "3,000", "Values created / step": "900", "s / step": "1.0000",
+        "forward": "0.4000", "backward": "0.5000", "update": "0.0300", "free graph": "0.0700",
+        "peak memory": "10.0 MB"}
+
+
+def test_profile_block_is_the_profile_file_fenced():
+    assert readme_figures.render_profile("line 1\nline 2\n\n") == "```text\nline 1\nline 2\n```\n"
+
+
+def test_replace_block_touches_only_the_lines_between_markers():
+    begin, end = readme_figures.COURSE_MARKERS
+    text = f"intro\n{begin}\nold 1\nold 2\n{end}\noutro\n"
+    assert readme_figures.replace_block(text, (begin, end), "new\n") == (
+        f"intro\n{begin}\nnew\n{end}\noutro\n")
+    with pytest.raises(ValueError, match="marker line"):
+        readme_figures.replace_block("intro\noutro\n", (begin, end), "new\n")
+
+
+def test_count_reachable_counts_a_shared_node_once_and_every_link():
+    class Node:
+        def __init__(self, *children):
+            self._children = children
+
+    a = Node()
+    b = Node(a)
+    c = Node(a)
+    root = Node(b, c, a)   # a is reachable three ways: one node, three links
+    assert benchmark.count_reachable(root) == (4, 5)
+    assert benchmark.count_reachable(a) == (1, 0)
+
+
+def test_full_run_parses_the_scripts_output(tmp_path):
+    script = tmp_path / stages.STAGE_FILES[0]
+    script.write_text("print('num params: 729')\n\n"
+                      "print('train loss (last 50 steps): 2.4591')\n"
+                      "print('val loss: 2.4898 (300 names)')\n"
+                      "print('train time: 0.19 s')\n"
+                      "print('eval time: 0.00 s')\n")
+    row = benchmark.full_run(0, tmp_path)
+    assert row["num_params"] == 729
+    assert row["train_loss_last50"] == 2.4591
+    assert row["val_loss"] == 2.4898
+    assert row["train_time_s"] == 0.19
+    assert row["eval_time_s"] == 0.0
+    assert row["lines"] == 5   # the blank line does not count
+    assert row["sha256"] == benchmark.sha256(script)
+    assert row["wall_s"] > 0 and row["peak_rss_kb"] > 0
+
+
+@pytest.mark.parametrize("stage", [2, 5])
+def test_worker_counts_more_graph_nodes_before_the_fused_dot(stage):
+    if not has_revision(benchmark.BEFORE_REV):
+        pytest.skip(f"git history with {benchmark.BEFORE_REV} is not available")
+    after = benchmark.bench_stage(stage, 2, stages.ROOT, TINY[stage])
+    with benchmark.scripts_at(benchmark.BEFORE_REV) as (root, _):
+        before = benchmark.bench_stage(stage, 2, root, TINY[stage])
+    for row in (before, after):
+        assert row["steps"] == 2
+        assert row["nodes_per_step"] > 0
+        assert row["created_per_step"] > 0
+        assert row["edges_per_step"] >= row["nodes_per_step"] - 1   # a connected graph
+        assert row["forward_s"] > 0 and row["backward_s"] > 0 and row["update_s"] > 0
+        assert row["peak_rss_kb"] > 0
+    assert before["nodes_per_step"] > after["nodes_per_step"]

@@ -5,6 +5,8 @@ benchmark worker counts the graph of the stage's own loss (more nodes before the
 
 Run: python -m pytest -q tests/test_figures.py
 """
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +203,31 @@ def test_worker_counts_more_graph_nodes_before_the_fused_dot(stage):
         assert row["forward_s"] > 0 and row["backward_s"] > 0 and row["update_s"] > 0
         assert row["peak_rss_kb"] > 0
     assert before["nodes_per_step"] > after["nodes_per_step"]
+
+
+def training_losses(stage, root, args):
+    """Every per-step loss of stage `stage`'s own training section, run from the scripts in
+    root with flags args, at full precision."""
+    scope, training_code = benchmark.load_stage(stage, root, args)
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(training_code, scope)
+    return scope["losses"]
+
+
+@pytest.mark.parametrize("stage", [2, 3, 4, 5])
+def test_fused_dot_keeps_every_per_step_loss(stage):
+    """Issue 5's promise: the faster engine trains to the same numbers, step for step, as the
+    engine before it (355af4f), to 1e-9 with the same seed."""
+    if not has_revision(benchmark.BEFORE_REV):
+        pytest.skip(f"git history with {benchmark.BEFORE_REV} is not available")
+    args = [*TINY.get(stage, ["--n-embd", "8"]), "--steps", "30", "--seed", "7"]
+    if stage in (3, 4):
+        args += ["--block-size", "8"]
+    if stage == 4:
+        args += ["--n-head", "2"]
+    after = training_losses(stage, stages.ROOT, args)
+    with benchmark.scripts_at(benchmark.BEFORE_REV) as (root, _):
+        before = training_losses(stage, root, args)
+    assert len(before) == len(after) == 30
+    assert after == pytest.approx(before, rel=0, abs=1e-9)
+    assert len(set(after)) > 1   # it trained: the losses are not all one number

@@ -248,7 +248,9 @@ def run_one(job, settings, slot):
             if line.startswith(nonce):
                 return json.loads(line[len(nonce):]), None
         if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-            return None, f'used more than {settings["timeout"]} s of CPU time'
+            # the CPU limit equals the wall-clock timeout: whichever fires first, it is the
+            # same verdict for the student, so it gets the same words
+            return None, f'timed out after {settings["timeout"]} s (an endless loop?)'
         return None, f'the code stopped the grader\'s process (exit code {proc.returncode}; ' \
                      'out of memory, or it called exit)'
     finally:

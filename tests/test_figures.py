@@ -95,6 +95,41 @@ def test_course_table_puts_each_figure_in_its_column():
     assert "Plan9-x, Python 3.99.1, 7 CPUs, Abacus 3000" in markdown
 
 
+def test_seeds_json_measured_the_current_scripts():
+    seeds = readme_figures.load_json(readme_figures.SEEDS, readme_figures.SEEDS_COMMAND)
+    assert [row["stage"] for row in seeds["stages"]] == list(range(len(stages.STAGE_FILES)))
+    for row in seeds["stages"]:
+        assert [run["seed"] for run in row["runs"]] == seeds["seeds"]
+    assert len(seeds["seeds"]) >= 5
+    readme_figures.check_hashes(seeds, "benchmarks/seeds.json", readme_figures.SEEDS_COMMAND)
+
+
+def test_reference_table_puts_each_figure_in_its_column():
+    results = {"machine": fake_machine(), "stages": [
+        {"stage": k, "file": name, "train_loss_last50": 2.4 + k / 100, "wall_s": 10.0 + k}
+        for k, name in enumerate(stages.STAGE_FILES)]}
+    seeds = {"machine": fake_machine(), "seeds": [1, 2, 3], "stages": [
+        {"stage": k, "runs": [
+            {"seed": 1, "train_loss_last50": 2.30, "val_loss": 2.40},
+            {"seed": 2, "train_loss_last50": 2.36, "val_loss": 2.50},
+            {"seed": 3, "train_loss_last50": 2.60, "val_loss": 2.45}]}
+        for k in range(len(stages.STAGE_FILES))]}
+    rows = table_rows(readme_figures.render_reference_table(results, seeds))
+    assert len(rows) == 6
+    row = rows[3]   # reference for stage 3: 2.370 in 398 s
+    assert row == {
+        "stage": f"3 ({stages.CONCEPTS[3]})",
+        "reference: train loss (last 50)": "2.370",
+        "ours, seed 42: train loss (last 50)": "2.4300",
+        "ours, seeds 1-3: train loss (last 50), mean (min-max)": "2.420 (2.300-2.600)",
+        "seeds within 0.01 of the reference or better": "2 of 3",   # 2.36 <= 2.38, 2.60 not
+        "ours, seeds 1-3: val loss, mean (min-max)": "2.450 (2.400-2.500)",
+        "reference: wall time": "398 s",
+        "ours, seed 42: wall time": "13.0 s",
+    }
+    assert rows[5]["seeds within 0.01 of the reference or better"] == "1 of 3"   # ref 2.323
+
+
 def test_benchmark_table_puts_each_figure_in_its_column():
     def bench(k, nodes, s):
         return {"stage": k, "nodes_per_step": nodes, "s_per_step": s}

@@ -10,6 +10,9 @@ which tools/readme_figures.py turns into the README's tables.
     python tools/benchmark.py --full              # run each script at its defaults: results.json
     python tools/benchmark.py --engine-compare    # before (355af4f) vs after (HEAD): engine.json
                                                   # (reuses recorded full runs of the same script)
+    python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10
+                                                  # each script at its defaults but --seed S:
+                                                  # losses per seed, seeds.json (about 10 minutes)
 
 How a step is measured: a worker subprocess per stage executes the script's sections before
 `# === training ===` (so the script builds its own data, model and optimizer; its printing is
@@ -27,6 +30,7 @@ Peak memory is the worker's maximum resident set size, measured before the count
 Standard library only; Unix (uses the resource module).
 """
 import argparse
+import concurrent.futures
 import contextlib
 import cProfile
 import hashlib
@@ -50,6 +54,7 @@ TOOL = "tools/benchmark.py"
 BENCH_DIR = stages.ROOT / "benchmarks"
 RESULTS = BENCH_DIR / "results.json"
 ENGINE = BENCH_DIR / "engine.json"
+SEEDS = BENCH_DIR / "seeds.json"
 BEFORE_REV = "355af4f"   # six stage scripts with the straightforward scalar engine
 AFTER_REV = "HEAD"
 GRAPH_STAGES = [2, 3, 4, 5]   # the stages with an autograd engine
@@ -282,11 +287,12 @@ def bench_stage(stage, steps, root=stages.ROOT, args=(), profile=False):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def full_run(stage, root=stages.ROOT):
-    """Run stage script `stage` in `root` at its defaults; returns its figures."""
+def full_run(stage, root=stages.ROOT, flags=()):
+    """Run stage script `stage` in `root` at its defaults (changed by flags); returns its
+    figures."""
     path = stages.stage_path(stage, root)
     load_before = os.getloadavg()[0]
-    code, out, err, wall, usage = run_child([sys.executable, path.name], cwd=root)
+    code, out, err, wall, usage = run_child([sys.executable, path.name, *flags], cwd=root)
     if code != 0:
         last = (err.strip().splitlines() or ["(no message)"])[-1].removeprefix("error: ")
         fail(f"{path.name} failed: {last}")
@@ -368,6 +374,41 @@ def do_full(stage_list):
     })
 
 
+def do_seeds(seeds, stage_list, jobs):
+    """Run each stage at its defaults once per seed (`jobs` runs at a time); write seeds.json.
+    The last-50 train loss averages the losses of 50 training names, and which 50 depends on
+    the seed (it shuffles the names): one seed is one draw, the spread over seeds shows how
+    far a single figure can be trusted."""
+    runs = [(stage, seed) for stage in stage_list for seed in seeds]
+    print(f"{len(runs)} runs, {jobs} at a time ...", flush=True)
+
+    def one(run):
+        stage, seed = run
+        row = full_run(stage, flags=["--seed", str(seed), "--samples", "0"])
+        print(f"  {row['file']} --seed {seed}: last 50 {row['train_loss_last50']:.4f}, "
+              f"val {row['val_loss']:.4f}", flush=True)
+        return row
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(one, runs))
+    out = []
+    for stage in stage_list:
+        mine = [(seed, row) for (s, seed), row in zip(runs, rows) if s == stage]
+        out.append({
+            "stage": stage,
+            "file": stages.STAGE_FILES[stage],
+            "sha256": mine[0][1]["sha256"],
+            "runs": [{"seed": seed, "train_loss_last50": row["train_loss_last50"],
+                      "val_loss": row["val_loss"]} for seed, row in mine],
+        })
+    write_json(SEEDS, {
+        "generated": f"by {TOOL} --seeds; do not edit: rerun the tool",
+        "machine": machine_info(),
+        "seeds": list(seeds),
+        "stages": out,
+    })
+
+
 def do_engine_compare(steps, stage_list):
     """Before/after rows for stage_list, and full default runs of both. A full run already
     recorded for the same script (same SHA-256) in results.json or engine.json is reused:
@@ -420,7 +461,12 @@ def main():
     mode.add_argument("--engine-compare", action="store_true",
                       help=f"before ({BEFORE_REV}) vs after ({AFTER_REV}); write "
                            f"{ENGINE.relative_to(stages.ROOT)}")
+    mode.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                      help="run each script at its defaults with --seed S for each S; write "
+                           f"{SEEDS.relative_to(stages.ROOT)}")
     mode.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="runs at a time for --seeds (default: the number of CPUs)")
     opts = parser.parse_args()
     if opts.worker:
         print(json.dumps(run_worker(json.loads(opts.worker))))
@@ -435,6 +481,14 @@ def main():
         if opts.rev or extra:
             fail("--full runs the working tree's scripts at their defaults: no --rev or --args")
         do_full(opts.stages or range(6))
+    elif opts.seeds:
+        if opts.rev or extra:
+            fail("--seeds runs the working tree's scripts at their defaults: no --rev or --args")
+        if opts.jobs < 1:
+            fail(f"--jobs must be at least 1, got {opts.jobs}")
+        if len(set(opts.seeds)) != len(opts.seeds):
+            fail("--seeds: each seed once")
+        do_seeds(opts.seeds, opts.stages or range(6), opts.jobs)
     elif opts.engine_compare:
         if opts.rev or extra:
             fail(f"--engine-compare compares {BEFORE_REV} with {AFTER_REV}: no --rev or --args")

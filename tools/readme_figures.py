@@ -5,18 +5,22 @@ Each goes between a pair of marker lines, and nothing outside them is touched. I
 
     <!-- BEGIN generated: course table (tools/readme_figures.py) -->
     <!-- END generated: course table -->
+    <!-- BEGIN generated: reference comparison (tools/readme_figures.py) -->
+    <!-- END generated: reference comparison -->
     <!-- BEGIN generated: benchmarks (tools/readme_figures.py) -->
     <!-- END generated: benchmarks -->
 
 and in benchmarks/README.md the same with `engine details` and `profile`. The figures come from
-benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/engine.json
+benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/seeds.json
+(`python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10`), benchmarks/engine.json
 (`python tools/benchmark.py --engine-compare`) and benchmarks/profile.txt (`python
 tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt`); line counts of the stage
 diffs from tools/stages.py; the GitHub repository of the Colab badges from tools/repo.py.
 
     python tools/readme_figures.py            # rewrite the generated blocks
     python tools/readme_figures.py --check    # write nothing; exit 1 if a block is out of date
-                                              # or results.json measured other scripts
+                                              # or results.json / seeds.json measured
+                                              # other scripts
 
 Standard library only.
 """
@@ -34,6 +38,15 @@ TOOL = "tools/readme_figures.py"
 README = stages.ROOT / "README.md"
 RESULTS = stages.ROOT / "benchmarks" / "results.json"
 ENGINE = stages.ROOT / "benchmarks" / "engine.json"
+SEEDS = stages.ROOT / "benchmarks" / "seeds.json"
+SEEDS_COMMAND = "python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10"
+# The reference figures of issue 2: Karpathy's microgpt build-up at its defaults, 1,000 steps,
+# on the canonical 32,033-name list, on this machine class (2 cores, Python 3.11):
+# stage: (mean train loss of the last 50 steps, wall time in seconds).
+REFERENCE = {0: (2.496, 0.2), 1: (2.492, 14), 2: (2.492, 213), 3: (2.370, 398),
+             4: (2.364, 357), 5: (2.323, 356)}
+REFERENCE_MARKERS = (f"<!-- BEGIN generated: reference comparison ({TOOL}) -->",
+                     "<!-- END generated: reference comparison -->")
 COURSE_MARKERS = (f"<!-- BEGIN generated: course table ({TOOL}) -->",
                   "<!-- END generated: course table -->")
 BENCH_MARKERS = (f"<!-- BEGIN generated: benchmarks ({TOOL}) -->",
@@ -103,6 +116,53 @@ def render_course_table(results, diff_counts):
         "character, train time excludes evaluation and sampling. Lines: non-blank lines of the "
         "script. Measured on " + machine_line(results["machine"])
         + f" by `python tools/benchmark.py --full`; `python {TOOL}` writes this table.")
+    return "\n".join(lines) + "\n"
+
+
+def spread(values):
+    """'mean (min-max)' of a list of losses."""
+    return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def render_reference_table(results, seeds):
+    """Markdown of our figures next to the reference's: the default run (seed 42) and the
+    spread of the last-50 train loss and the val loss over the seeds of seeds.json."""
+    seed_list = seeds["seeds"]
+    label = f"seeds {seed_list[0]}-{seed_list[-1]}" if seed_list == list(
+        range(seed_list[0], seed_list[-1] + 1)) else "seeds " + ", ".join(map(str, seed_list))
+    lines = [
+        "| stage | reference: train loss (last 50) | ours, seed 42: train loss (last 50) | "
+        f"ours, {label}: train loss (last 50), mean (min-max) | seeds within 0.01 of the "
+        f"reference or better | ours, {label}: val loss, mean (min-max) | reference: wall time | "
+        "ours, seed 42: wall time |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    by_stage = {row["stage"]: row for row in seeds["stages"]}
+    for row in results["stages"]:
+        k = row["stage"]
+        ref_loss, ref_time = REFERENCE[k]
+        runs = by_stage[k]["runs"]
+        last50 = [run["train_loss_last50"] for run in runs]
+        val = [run["val_loss"] for run in runs]
+        within = sum(1 for loss in last50 if loss <= ref_loss + 0.01)
+        cells = [
+            f"{k} ({stages.CONCEPTS[k]})",
+            f"{ref_loss:.3f}",
+            f"{row['train_loss_last50']:.4f}",
+            spread(last50),
+            f"{within} of {len(runs)}",
+            spread(val),
+            seconds(ref_time),
+            seconds(row["wall_s"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        "Reference: Karpathy's microgpt build-up at the same defaults, 1,000 steps, on the "
+        "canonical 32,033-name list, on the same machine class (the figures of issue 2). Ours: "
+        "each script at its defaults, with `--seed S --samples 0` for the seeds, by "
+        f"`{SEEDS_COMMAND}` on " + machine_line(seeds["machine"]) + "; wall time: the whole "
+        "run, start to exit, training, evaluation and sampling included.")
     return "\n".join(lines) + "\n"
 
 
@@ -205,20 +265,27 @@ def load_json(path, how):
         raise Stale(f"{path.relative_to(stages.ROOT)} is missing: run {how}") from None
 
 
-def check_hashes(results):
-    """Raise Stale if results.json measured scripts other than the current ones."""
+def check_hashes(results, name="benchmarks/results.json",
+                 how="python tools/benchmark.py --full"):
+    """Raise Stale if results (the contents of results.json or seeds.json) measured scripts
+    other than the current ones."""
     for row in results["stages"]:
         path = stages.stage_path(row["stage"])
         current = hashlib.sha256(path.read_bytes()).hexdigest()
         if current != row["sha256"]:
-            raise Stale(f"benchmarks/results.json measured another version of {path.name}: "
-                        "rerun python tools/benchmark.py --full")
+            raise Stale(f"{name} measured another version of {path.name}: rerun {how}")
+
+
+def check_all_hashes():
+    check_hashes(load_json(RESULTS, "python tools/benchmark.py --full"))
+    check_hashes(load_json(SEEDS, SEEDS_COMMAND), "benchmarks/seeds.json", SEEDS_COMMAND)
 
 
 def rendered_files():
     """{path: (current text, text with every generated block rendered from the figures)}."""
     results = load_json(RESULTS, "python tools/benchmark.py --full")
     engine = load_json(ENGINE, "python tools/benchmark.py --engine-compare")
+    seeds = load_json(SEEDS, SEEDS_COMMAND)
     try:
         profile = PROFILE.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -226,6 +293,7 @@ def rendered_files():
     diff_counts = {k: stages.diff_counts(k) for k in range(1, len(stages.STAGE_FILES))}
     blocks = {
         README: [(COURSE_MARKERS, render_course_table(results, diff_counts)),
+                 (REFERENCE_MARKERS, render_reference_table(results, seeds)),
                  (BENCH_MARKERS, render_benchmarks(engine))],
         BENCH_README: [(DETAILS_MARKERS, render_engine_details(engine)),
                        (PROFILE_MARKERS, render_profile(profile))],
@@ -246,7 +314,7 @@ def rendered_files():
 
 def check():
     """Raise Stale unless the generated blocks and results.json are up to date."""
-    check_hashes(load_json(RESULTS, "python tools/benchmark.py --full"))
+    check_all_hashes()
     for path, (text, new_text) in rendered_files().items():
         if new_text != text:
             name = path.relative_to(stages.ROOT)
@@ -266,7 +334,7 @@ def main():
             print("the generated tables are up to date")
             return
         try:
-            check_hashes(load_json(RESULTS, "python tools/benchmark.py --full"))
+            check_all_hashes()
         except Stale as e:
             print(f"warning: {e}", file=sys.stderr)
         for path, (text, new_text) in rendered_files().items():

@@ -6,6 +6,7 @@ the baseline that every later stage has to beat.
 Run: python train0_bigram.py  (python train0_bigram.py --help for the flags)
 """
 import argparse
+import heapq
 import math
 import os
 import random
@@ -79,11 +80,12 @@ def load_docs(path):
 docs = load_docs(args.data)
 # Hold out the distinct names with the smallest CRC-32 hashes for validation: the set depends
 # only on the names, not on --seed or file order, and no name is in both train and val.
-distinct_docs = sorted(set(docs), key=lambda doc: (zlib.crc32(doc.encode()), doc))
+distinct_docs = set(docs)
 val_size = min(300, len(distinct_docs) // 10)
 if val_size == 0:
     fail('need at least 10 distinct names: one in ten (at most 300) is held out for validation')
-val_docs = distinct_docs[:val_size]
+val_docs = heapq.nsmallest(val_size, distinct_docs,
+                           key=lambda doc: (zlib.crc32(doc.encode()), doc))   # sorted by hash
 held_out = set(val_docs)
 train_docs = [doc for doc in docs if doc not in held_out]
 random.shuffle(train_docs)
@@ -140,23 +142,28 @@ def print_progress(step, loss, start_time):
         print(f'{erase}{live_line} | ETA {eta:.0f} s', end='', flush=True)
 
 
+def count_doc(tokens):
+    """Training, for this model: count the name's pairs of neighbouring tokens. Each pair is
+    scored before it is counted, so the loss returned is measured on data not yet seen."""
+    n = min(block_size, len(tokens) - 1)
+    prob = 1.0   # the probability of the whole name: the product of its pairs' probabilities
+    for pos_id in range(n):
+        token_id = tokens[pos_id]
+        target_id = tokens[pos_id + 1]
+        row = counts[token_id]
+        prob *= row[target_id] / row_totals[token_id]
+        row[target_id] += 1
+        row_totals[token_id] += 1
+    return -math.log(prob) / n   # = the mean of -log p over the pairs, with one log, not n
+
+
 num_steps = len(train_docs)   # one step per training name: this model counts them all
 losses = []
 train_start = time.perf_counter()
 for step in range(num_steps):
     doc = train_docs[step]
     tokens = encode(doc)
-    n = min(block_size, len(tokens) - 1)
-    nll = 0.0   # negative log-likelihood of this name, in nats
-    for pos_id in range(n):
-        token_id = tokens[pos_id]
-        target_id = tokens[pos_id + 1]
-        row = counts[token_id]
-        # score each pair before counting it, so the loss is measured on unseen data
-        nll -= math.log(row[target_id] / row_totals[token_id])
-        row[target_id] += 1
-        row_totals[token_id] += 1
-    loss = nll / n
+    loss = count_doc(tokens)
     losses.append(loss)
     print_progress(step, loss, train_start)
 train_time = time.perf_counter() - train_start

@@ -6,6 +6,7 @@ correction for the averages' zero start, this trains faster than SGD at a far sm
 Run: python train5_adam.py  (python train5_adam.py --help for the flags)
 """
 import argparse
+import heapq
 import math
 import os
 import random
@@ -118,11 +119,12 @@ def load_docs(path):
 docs = load_docs(args.data)
 # Hold out the distinct names with the smallest CRC-32 hashes for validation: the set depends
 # only on the names, not on --seed or file order, and no name is in both train and val.
-distinct_docs = sorted(set(docs), key=lambda doc: (zlib.crc32(doc.encode()), doc))
+distinct_docs = set(docs)
 val_size = min(300, len(distinct_docs) // 10)
 if val_size == 0:
     fail('need at least 10 distinct names: one in ten (at most 300) is held out for validation')
-val_docs = distinct_docs[:val_size]
+val_docs = heapq.nsmallest(val_size, distinct_docs,
+                           key=lambda doc: (zlib.crc32(doc.encode()), doc))   # sorted by hash
 held_out = set(val_docs)
 train_docs = [doc for doc in docs if doc not in held_out]
 random.shuffle(train_docs)

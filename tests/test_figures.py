@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import small_args
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -250,16 +251,12 @@ def training_losses(stage, root, args):
 
 
 @pytest.mark.parametrize("stage", [2, 3, 4, 5])
-def test_fused_dot_keeps_every_per_step_loss(stage):
+def test_fused_dot_keeps_every_per_step_loss(stage, names_file):
     """Issue 5's promise: the faster engine trains to the same numbers, step for step, as the
     engine before it (355af4f), to 1e-9 with the same seed."""
     if not has_revision(benchmark.BEFORE_REV):
         pytest.skip(f"git history with {benchmark.BEFORE_REV} is not available")
-    args = [*TINY.get(stage, ["--n-embd", "8"]), "--steps", "30", "--seed", "7"]
-    if stage in (3, 4):
-        args += ["--block-size", "8"]
-    if stage == 4:
-        args += ["--n-head", "2"]
+    args = [*small_args(stage, names_file), "--steps", "30", "--seed", "7"]
     after = training_losses(stage, stages.ROOT, args)
     with benchmark.scripts_at(benchmark.BEFORE_REV) as (root, _):
         before = training_losses(stage, root, args)

@@ -161,7 +161,8 @@ def render_reference_table(results, seeds):
         "Reference: Karpathy's microgpt build-up at the same defaults, 1,000 steps, on the "
         "canonical 32,033-name list, on the same machine class (the figures of issue 2). Ours: "
         "each script at its defaults, with `--seed S --samples 0` for the seeds, by "
-        f"`{SEEDS_COMMAND}` on " + machine_line(seeds["machine"]) + "; wall time: the whole "
+        f"`python tools/benchmark.py --seeds {' '.join(map(str, seed_list))}` on "
+        + machine_line(seeds["machine"]) + "; wall time: the whole "
         "run, start to exit, training, evaluation and sampling included.")
     return "\n".join(lines) + "\n"
 

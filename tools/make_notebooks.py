@@ -18,8 +18,9 @@ heading that names no section or part is an error.
                                             (all six: about 5 minutes; --force runs them all)
   python tools/make_notebooks.py --check    fail if a notebook or the index differs from a
                                             fresh build or its outputs came from older sources
-The GitHub owner/name in badges and download URLs comes from tools/repo.py (a fork edits it
-there and reruns this tool). Needs nbformat; --execute also nbclient, ipykernel, matplotlib.
+The GitHub owner/name in badges and download URLs comes from tools/repo.py (`python
+tools/repo.py --set owner/name` moves every link, outputs kept). Needs nbformat; --execute
+also nbclient, ipykernel, matplotlib.
 """
 import argparse
 import copy
@@ -491,13 +492,15 @@ def build_cells(i, root):
 
 def source_hash(i, cells, root):
     """SHA-256 of what the outputs of stage i depend on: this tool's version, the script, the
-    prose, the built cells, and the previous stage's script and prose (the last cell quotes the
-    previous notebook's outputs)."""
+    prose, the built cells (with repo.PLACEHOLDER for the repository's name), and the previous
+    stage's script and prose (the last cell quotes the previous notebook's outputs)."""
     h = hashlib.sha256()
     h.update(f'{TOOL_VERSION}\0'.encode())
     h.update(stages.read_stage(i, root).encode())
     h.update(b'\0' + prose_path(i, root).read_bytes() + b'\0')
-    h.update(json.dumps(cells, sort_keys=True).encode())
+    # the repository's name is not a source: tools/repo.py --set rewrites links in place
+    h.update(repo.replace_repo(json.dumps(cells, sort_keys=True), repo.GITHUB_REPO,
+                               repo.PLACEHOLDER).encode())
     if i > 0:
         h.update(b'\0' + stages.read_stage(i - 1, root).encode())
         h.update(b'\0' + prose_path(i - 1, root).read_bytes())
@@ -574,8 +577,8 @@ def readme_text(root):
         'it") are not in the script; the other code cells, joined, are the script byte for byte.',
         '',
         'The GitHub owner/name in the badges and download URLs lives in `tools/repo.py` only. A',
-        f'fork edits `GITHUB_REPO` there and reruns `python {TOOL}` (and',
-        '`tools/readme_figures.py` for the top-level README).',
+        'fork runs `python tools/repo.py --set owner/name` (or `--from-git`), which rewrites every',
+        'link in place; the name is not part of the notebooks\' source hash, so outputs stay.',
         '',
         '`exercises/` holds the student handouts, made by a different tool; see its README.',
     ]

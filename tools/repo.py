@@ -1,14 +1,125 @@
-"""Where the course lives on GitHub: the one place that Open-in-Colab badges and links read.
+"""Where the course lives on GitHub: the one place that Open-in-Colab badges, links and data URLs
+read, and the command that moves them all to another repository without re-executing anything.
 
-A fork sets GITHUB_REPO to its own 'owner/name' (and GITHUB_BRANCH if it publishes from another
-branch), then reruns the tools that write links: tools/readme_figures.py for README.md, and the
-notebook tool for the notebooks. Standard library only; import it as `import repo` from tools/.
+  python tools/repo.py                     print the configured 'owner/name'
+  python tools/repo.py --set owner/name    set it here and rewrite every link in place
+  python tools/repo.py --from-git          the same, with owner/name from `git remote get-url
+                                           origin` (a github.com remote)
+  python tools/repo.py --check             fail if a link in a published file names another
+                                           repository
+Links are rewritten in place in README.md, notebooks/README.md, notebooks/*.ipynb and
+notebooks/exercises/*.ipynb. The repository's name is not part of the notebooks' source hash
+(tools/make_notebooks.py hashes their cells with the name replaced by PLACEHOLDER), so their
+stored outputs stay fresh. Standard library only; import it as `import repo` from tools/.
 """
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 GITHUB_REPO = 'microgpt-course/microgpt-course'   # 'owner/name' on github.com
 GITHUB_BRANCH = 'main'
 COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
+PLACEHOLDER = 'OWNER/NAME'   # what the notebooks' source hash sees instead of GITHUB_REPO
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = ['README.md', 'notebooks/README.md', 'notebooks/*.ipynb', 'notebooks/exercises/*.ipynb']
+# what comes right before an owner/name: the URL forms the tools write, and the setup cell's
+# `GITHUB_REPO = '...'` line in every notebook
+PREFIXES = r"(https://github\.com/|https://colab\.research\.google\.com/github/|" \
+           r"https://raw\.githubusercontent\.com/|GITHUB_REPO = ')"
+NAME = r'[A-Za-z0-9-]+/[A-Za-z0-9._-]+'
+VALID = re.compile(rf'^{NAME}$')
 
 
 def colab_url(path):
     """Open-in-Colab URL of the notebook at `path`, relative to the repository root."""
     return f'https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/{path}'
+
+
+def replace_repo(text, old, new):
+    """`text` with owner/name `old` replaced by `new` wherever a link or the setup cell names it."""
+    return re.sub(PREFIXES + re.escape(old) + r"(?=[/'])", lambda m: m.group(1) + new, text)
+
+
+def named_repos(text):
+    """Every owner/name that a link or setup line in `text` names (badge images excepted)."""
+    pattern = PREFIXES + rf"({NAME})(?=/blob/|/{GITHUB_BRANCH}/|')"
+    return {match.group(2) for match in re.finditer(pattern, text)}
+
+
+def published_files(root=ROOT):
+    return [path for pattern in PUBLISHED for path in sorted(Path(root).glob(pattern))]
+
+
+def from_git(root=ROOT):
+    """owner/name of the github.com remote `origin`; ValueError if there is none."""
+    try:
+        url = subprocess.run(['git', 'remote', 'get-url', 'origin'], cwd=root, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise ValueError(f'no git remote "origin" ({e})')
+    match = re.match(r'^(?:https://|ssh://git@|git@)github\.com[/:]([^/]+/[^/]+?)(?:\.git)?/?$',
+                     url)
+    if not match:
+        raise ValueError(f'origin is not a github.com repository: {url}')
+    return match.group(1)
+
+
+def set_repo(new, root=ROOT):
+    """Point every link at `new`: tools/repo.py's GITHUB_REPO and the published files. Returns
+    the files changed (paths relative to root)."""
+    if not VALID.match(new):
+        raise ValueError(f'not an owner/name: {new!r}')
+    changed = []
+    this = Path(root) / 'tools' / 'repo.py'
+    text = this.read_text(encoding='utf-8')
+    old = re.search(r"^GITHUB_REPO = '([^']*)'", text, re.M).group(1)
+    for path in [this] + published_files(root):
+        before = path.read_text(encoding='utf-8')
+        after = replace_repo(before, old, new)
+        if after != before:
+            path.write_text(after, encoding='utf-8')
+            changed.append(str(path.relative_to(root)))
+    return changed
+
+
+def stale_links(root=ROOT):
+    """['path: other/name', ...] for links in published files that name another repository."""
+    return [f'{path.relative_to(root)}: {name}' for path in published_files(root)
+            for name in sorted(named_repos(path.read_text(encoding='utf-8')) - {GITHUB_REPO})]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--set', metavar='OWNER/NAME', help='the repository to link to')
+    group.add_argument('--from-git', action='store_true', help='owner/name from git origin')
+    group.add_argument('--check', action='store_true', help='fail on links to another repo')
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            stale = stale_links()
+            for line in stale:
+                print(line, file=sys.stderr)
+            if stale:
+                print(f'error: links to another repository than {GITHUB_REPO}: run python '
+                      'tools/repo.py --set OWNER/NAME', file=sys.stderr)
+                return 1
+            print(f'every link names {GITHUB_REPO}')
+            return 0
+        if not (args.set or args.from_git):
+            print(GITHUB_REPO)
+            return 0
+        new = args.set or from_git()
+        changed = set_repo(new)
+        print(f'{new}: {len(changed)} files changed' + ''.join(f'\n  {p}' for p in changed))
+        return 0
+    except (ValueError, OSError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,12 +1,7 @@
 """Stage 1: a neural network with hand-derived gradients, trained by gradient descent.
-
-Replaces stage 0's count table with learned weights: a token embedding, a hidden ReLU layer and
-an output layer, all in plain Python floats. Gradients are derived by hand (backpropagation) and
-checked against finite differences before training; SGD then follows them downhill.
-Run: python train1_mlp_manual_grad.py  (python train1_mlp_manual_grad.py --help for the flags)
+An embedding, a ReLU layer and an output layer replace stage 0's counts; gradients derived by
+hand are checked against finite differences. Run: python train1_mlp_manual_grad.py (or --help)
 """
-import argparse
-import heapq
 import math
 import os
 import random
@@ -14,92 +9,48 @@ import sys
 import time
 import zlib
 
-# === command line ===
-def fail(message):
-    """Stop with a one-line error on stderr instead of a traceback."""
-    sys.exit(f'error: {message}')
+# === settings ===
+data_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'names.txt')
+seed = 42   # initialization, data order and sampling
+num_steps = 1000   # training steps, one name each
+learning_rate = 1.0   # at the first step; decays linearly to 0
+n_embd = 16   # embedding width
+block_size = 16   # the longest sample, and the most predictions a name's loss counts
+temperature = 0.5   # sampling: below 1 is safer, above 1 wilder
+num_samples = 20   # names to sample after training
 
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):   # argparse would print the whole usage text first
-        fail(f'{message} (see --help)')
-
-
-def positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'must be a positive integer, got {text}')
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'must be 0 or more, got {text}')
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f'must be a positive number, got {text}')
-    return value
-
-
-here = os.path.dirname(os.path.abspath(__file__))
-parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument('--data', default=os.path.join(here, 'data', 'names.txt'),
-                    help='text file with one name per line (default: data/names.txt)')
-parser.add_argument('--seed', type=int, default=42, help='random seed (default: 42)')
-parser.add_argument('--steps', type=positive_int, default=1000,
-                    help='training steps, one name each (default: 1000)')
-parser.add_argument('--samples', type=non_negative_int, default=20,
-                    help='names to sample after training (default: 20)')
-parser.add_argument('--temperature', type=positive_float, default=0.5,
-                    help='sampling temperature: below 1 is safer, above 1 wilder (default: 0.5)')
-parser.add_argument('--lr', type=positive_float, default=1.0,
-                    help='initial learning rate, decayed linearly to 0 (default: 1.0)')
-parser.add_argument('--n-embd', type=positive_int, default=16,
-                    help='embedding width (default: 16)')
-# inside Jupyter, sys.argv holds the kernel's own arguments: use the defaults there
-args = parser.parse_args([] if 'ipykernel' in sys.modules else sys.argv[1:])
-random.seed(args.seed)
-num_steps = args.steps
-num_samples = args.samples
-temperature = args.temperature
-learning_rate = args.lr
-n_embd = args.n_embd
-block_size = 16   # the longest name we sample; this model sees only the current token
+# --name=value replaces a setting, as in nanoGPT; in a notebook, sys.argv is the kernel's: skip it
+settings = {k: v for k, v in globals().items() if k[0] != '_' and type(v) in (int, float, str)}
+for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:
+    if arg == '--help':
+        print(__doc__ + 'settings:\n' + '\n'.join(f'  --{k}={v}' for k, v in settings.items()))
+        sys.exit()
+    name, _, text = arg.removeprefix('--').partition('=')
+    if name not in settings:
+        sys.exit(f'error: unknown setting {arg!r} (--help lists them)')
+    try:
+        globals()[name] = type(settings[name])(text)
+    except ValueError:
+        sys.exit(f'error: {arg} is not a valid {type(settings[name]).__name__}')
+if min(num_steps, n_embd, block_size) < 1 or num_samples < 0:
+    sys.exit('error: num_steps and the sizes must be at least 1, num_samples at least 0')
+if not (learning_rate > 0 and temperature > 0):
+    sys.exit('error: learning_rate and temperature must be > 0')
 
 # === data ===
-def load_docs(path):
-    """One document (here: a name) per non-empty line of a UTF-8 text file."""
-    try:
-        with open(path, encoding='utf-8-sig') as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        fail(f'data file not found: {path}')
-    except UnicodeDecodeError:
-        fail(f'data file is not UTF-8 text: {path}')
-    except OSError as e:
-        fail(f'cannot read data file {path}: {e.strerror}')
-    docs = [line.strip() for line in lines if line.strip()]
-    if not docs:
-        fail(f'data file has no non-empty lines: {path}')
-    return docs
-
-
-docs = load_docs(args.data)
-# Hold out the distinct names with the smallest CRC-32 hashes for validation: the set depends
-# only on the names, not on --seed or file order, and no name is in both train and val.
-distinct_docs = set(docs)
-val_size = min(300, len(distinct_docs) // 10)
-if val_size == 0:
-    fail('need at least 10 distinct names: one in ten (at most 300) is held out for validation')
-val_docs = heapq.nsmallest(val_size, distinct_docs,
-                           key=lambda doc: (zlib.crc32(doc.encode()), doc))   # sorted by hash
+try:
+    with open(data_path, encoding='utf-8-sig') as f:   # -sig: skip a byte-order mark
+        docs = [line.strip() for line in f.read().splitlines() if line.strip()]   # one a line
+except (OSError, UnicodeDecodeError) as e:
+    sys.exit(f'error: cannot read {data_path} as UTF-8 text ({e})')
+# validation: the 300 distinct names of smallest CRC-32 (1 in 10 if fewer), whatever the seed
+distinct_docs = sorted(set(docs), key=lambda doc: (zlib.crc32(doc.encode()), doc))
+val_docs = distinct_docs[:min(300, len(distinct_docs) // 10)]
+if not val_docs:
+    sys.exit(f'error: {data_path} has fewer than 10 distinct names')
 held_out = set(val_docs)
 train_docs = [doc for doc in docs if doc not in held_out]
+random.seed(seed)
 random.shuffle(train_docs)
 print(f'num docs: {len(docs)} ({len(train_docs)} train, {len(val_docs)} val)')
 
@@ -107,16 +58,11 @@ print(f'num docs: {len(docs)} ({len(train_docs)} train, {len(val_docs)} val)')
 uchars = sorted(set(''.join(docs)))   # the vocabulary: every character in the data
 BOS = len(uchars)   # one special token marks both the beginning and the end of a name
 vocab_size = len(uchars) + 1
-char_ids = {ch: i for i, ch in enumerate(uchars)}
 print(f'vocab size: {vocab_size}')
 
 
 def encode(doc):
-    return [BOS] + [char_ids[ch] for ch in doc] + [BOS]
-
-
-def decode(token_ids):
-    return ''.join(uchars[token_id] for token_id in token_ids)
+    return [BOS] + [uchars.index(ch) for ch in doc] + [BOS]
 
 # === parameters ===
 def matrix(nout, nin, std=0.08):
@@ -136,8 +82,7 @@ def dot(a, b):
 
 
 def linear(x, w):
-    """w @ x for a weight matrix w of shape (nout, nin); no bias."""
-    return [dot(w_row, x) for w_row in w]
+    return [dot(w_row, x) for w_row in w]   # w @ x for w of shape (nout, nin); no bias
 
 
 def softmax(logits):
@@ -148,25 +93,21 @@ def softmax(logits):
     return [e / total for e in exps]
 
 
-def gpt(token_id, pos_id, keys, values):
-    """The logits of the next token. This model reads only token_id; the position and the
-    keys/values cache join in stage 3, so the signature is already the final one."""
+def gpt(token_id):
+    """Logits of the next token, from this token alone."""
     x = state_dict['wte'][token_id]   # (n_embd,)
     x = linear(x, state_dict['mlp_fc1'])   # (4 * n_embd,)
     x = [max(0.0, xi) for xi in x]   # ReLU
-    logits = linear(x, state_dict['mlp_fc2'])   # (vocab_size,)
-    return logits
+    return linear(x, state_dict['mlp_fc2'])   # (vocab_size,) logits
 
 
 def doc_loss(tokens):
     """Cross-entropy of one name: the mean over positions of -log p(next token)."""
     n = min(block_size, len(tokens) - 1)
-    keys = []
-    values = []
     losses = []
     for pos_id in range(n):
         target_id = tokens[pos_id + 1]
-        logits = gpt(tokens[pos_id], pos_id, keys, values)
+        logits = gpt(tokens[pos_id])
         probs = softmax(logits)
         losses.append(-math.log(probs[target_id]))
     return sum(losses) / n
@@ -254,66 +195,45 @@ def sgd_update(grads, lr_t):
                 row[j] -= lr_t * g
 
 # === training ===
-live_progress = sys.stdout.isatty()   # a terminal gets a live line; logs and notebooks do not
-
-
-def print_progress(step, loss, start_time):
-    """A line at the first and last step and every 100 steps; on a terminal, a live line too."""
-    done = step + 1
-    erase = '\r\033[K' if live_progress else ''   # overwrites the live line
-    if done == 1 or done % 100 == 0 or done == num_steps:
-        print(f'{erase}step {done:4d} / {num_steps:4d} | loss {loss:.4f}', flush=True)
-    elif live_progress and done % 10 == 0:
-        s_per_step = (time.perf_counter() - start_time) / done
-        eta = s_per_step * (num_steps - done)
-        live_line = f'step {done:4d} / {num_steps:4d} | loss {loss:.4f} | {s_per_step:.4f} s/step'
-        print(f'{erase}{live_line} | ETA {eta:.0f} s', end='', flush=True)
-
-
+print_every = max(1, num_steps // 10)
 losses = []
-train_start = time.perf_counter()
+start_time = time.perf_counter()
 for step in range(num_steps):
-    doc = train_docs[step % len(train_docs)]
-    tokens = encode(doc)
-    try:   # log(0) or an overflow: the weights have blown up
+    tokens = encode(train_docs[step % len(train_docs)])
+    try:
         loss, grads = doc_loss_and_grads(tokens)
-    except (ValueError, OverflowError):
-        loss = math.inf
+    except (ValueError, OverflowError):   # log(0) or an overflow: the weights blew up
+        loss = math.nan
     if not math.isfinite(loss):
-        fail(f'training diverged at step {step + 1}: the loss is not finite; try a smaller --lr')
+        sys.exit(f'error: training diverged at step {step + 1}; try a smaller learning_rate')
     lr_t = learning_rate * (1 - step / num_steps)   # linear decay to 0 over the run
     sgd_update(grads, lr_t)
     losses.append(loss)
-    print_progress(step, loss, train_start)
-train_time = time.perf_counter() - train_start
-last_losses = losses[-50:]
-print(f'train loss (last 50 steps): {sum(last_losses) / len(last_losses):.4f}')
+    if (step + 1) % print_every == 0:
+        mean_loss = sum(losses[-print_every:]) / print_every   # since the last line
+        s_per_step = (time.perf_counter() - start_time) / (step + 1)
+        print(f'step {step + 1:4d} / {num_steps} | loss {mean_loss:.4f} | '
+              f'{1000 * s_per_step:.2f} ms/step | ETA {s_per_step * (num_steps - step - 1):.0f} s')
+print(f'train loss (last 50 steps): {sum(losses[-50:]) / len(losses[-50:]):.4f}')
 
 # === evaluation ===
-eval_start = time.perf_counter()
-try:   # log(0) or an overflow: the last update blew the weights up
-    val_losses = [doc_loss(encode(doc)) for doc in val_docs]
+try:   # the last update can still blow the weights up
+    val_loss = sum(doc_loss(encode(doc)) for doc in val_docs) / len(val_docs)
 except (ValueError, OverflowError):
-    val_losses = [math.inf]
-val_loss = sum(val_losses) / len(val_losses)
+    val_loss = math.nan
 if not math.isfinite(val_loss):
-    fail('training diverged at the last step: the val loss is not finite; try a smaller --lr')
-eval_time = time.perf_counter() - eval_start
+    sys.exit('error: training diverged at the last step; try a smaller learning_rate')
 print(f'val loss: {val_loss:.4f} ({len(val_docs)} names)')
-print(f'train time: {train_time:.2f} s')
-print(f'eval time: {eval_time:.2f} s')
 
 # === sampling ===
 for sample_idx in range(num_samples):
-    keys = []
-    values = []
     token_id = BOS
     sample = []
-    for pos_id in range(block_size):
-        logits = gpt(token_id, pos_id, keys, values)
+    for _ in range(block_size):
+        logits = gpt(token_id)
         probs = softmax([logit / temperature for logit in logits])
         token_id = random.choices(range(vocab_size), weights=probs)[0]
         if token_id == BOS:
             break
-        sample.append(token_id)
-    print(f'sample {sample_idx + 1:02d}: {decode(sample)}')
+        sample.append(uchars[token_id])
+    print(f'sample {sample_idx + 1:02d}: {"".join(sample)}')

@@ -11,7 +11,7 @@ import zlib
 
 # === settings ===
 data_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'names.txt')
-seed = 42   # initialization, data order and sampling
+seed = 42   # data order and sampling
 num_steps = 1000   # training steps, one name each
 block_size = 16   # the longest sample, and the most predictions a name's loss counts
 num_samples = 20   # names to sample after training

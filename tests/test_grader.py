@@ -1,13 +1,12 @@
 """Tests for tools/grade.py: the reference solutions score full marks on every exercise, the
-untouched handouts score 0, every plausible wrong answer in exercise_checks/mutants.py loses
-points on its own exercise only, and the grader survives an endless loop, a raise at import, a
-syntax error, deleted check cells, an unreadable file and a submission that tries to read the
-answers, writing CSV and a summary.
+untouched handouts score 0, every plausible wrong answer in exercise_checks/mutants.py (cut
+gradient graphs included) loses points on its own exercise only, and the grader survives an
+endless loop, a raise at import, a syntax error and an unreadable file, writing CSV and a
+summary; deleted check cells change nothing. Attacks: tests/test_grader_attacks.py.
 
 Run: python -m pytest -q tests/test_grader.py
 """
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,8 +107,7 @@ def test_the_answer_reader_does_read_the_answers_when_not_sandboxed():
         ns["_peek"]()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the chroot sandbox needs root (CI's container)")
-def test_a_submission_cannot_read_the_answers_or_other_submissions(tmp_path):
+def test_a_submission_cannot_read_the_probes_or_the_reference(tmp_path):
     results = grade_files(tmp_path, 3, {
         "spy.ipynb": grade.make_submission(3, "reads_answers", "3.3"),
         "hidden_answers_of_alice.ipynb": grade.make_submission(3, "correct")})
@@ -126,7 +124,7 @@ def test_reports_hold_points_reasons_and_a_summary(tmp_path):
     with open(tmp_path / "out5" / "feedback.csv") as f:
         feedback = list(csv.DictReader(f))
     bob = next(r for r in feedback if r["student"] == "bob" and r["exercise"] == "5.1")
-    assert "the parameters after the first step" in bob["result"]
+    assert bob["result"].startswith("adam_update: one step: [0][0][0]: yours 0.818108, expected")
     summary = (tmp_path / "out5" / "summary.txt").read_text()
     assert "2 submissions graded" in summary
     assert "5.1" in summary and "1 / 2" in summary

@@ -1,23 +1,26 @@
 """Grade a folder of submitted exercise notebooks (.ipynb) and .py exports for one stage.
 
-  python tools/grade.py STAGE FOLDER [--out DIR] [--workers 2] [--timeout 10] [--memory-mb 1024]
+  python tools/grade.py STAGE FOLDER [--out DIR] [--workers 2] [--timeout 5] [--memory-mb 1024]
   python tools/grade.py --demo-class 40 [--stage 2] [--out DIR]   make a class and grade it
+  add --no-isolation to run student code without a sandbox (only where bubblewrap cannot run)
 
 Writes DIR/grades.csv (one row per student: points per exercise, total), DIR/feedback.csv
 (student, exercise, points, the reason) and DIR/summary.txt (per exercise: mean and number of
 full marks; per student: total), and prints the summary. DIR defaults to FOLDER/grades.
 
-For each student and exercise, the exercise's cell is found (by its cell metadata, else the last
-code cell that defines the exercise's functions; a .py export is split at `# %%` or `# In[ ]:`
-lines); an exercise cell runs as it is, from any other cell only the imports, functions and
-classes are kept. They run in a fresh subprocess
-after the stub handout's code (tiny settings, no training), then the visible and the hidden
-checks (tools/exercise_checks/) run; each check passed is worth its share of the points. The
-subprocess gets a new empty temporary folder holding only data/names.txt and that code, a
-scrubbed environment, limits on CPU time, memory, file size and processes, and a wall-clock
-timeout; run as root, it is also chroot-ed into that folder and runs as an unprivileged user,
-so it cannot see the grader, its hidden checks or other submissions. An exception, an endless
-loop, a syntax error or a missing cell scores 0 for that exercise, with the reason.
+The verdict is computed here, never in student code. For each student and exercise, the
+exercise's cell (found by its cell metadata, else the last code cell defining the exercise's
+functions; a .py export is split at `# %%` or `# In[ ]:` lines) runs after the stub handout's
+code in a fresh sandbox: bubblewrap namespaces (no network, no other processes, an empty
+filesystem but for Python, the dataset and a scratch folder that vanishes), as an unprivileged
+uid, with limits on CPU, memory, file size and processes and a wall-clock timeout. There the
+exercise's probe (tools/exercise_checks/probes.py) calls the student's functions on inputs chosen
+by the grader and prints plain data: values and gradients. The same probe runs in the same kind
+of sandbox against the reference solution (the stage script). This process reads each answer up
+to MAX_ANSWER bytes, parses it as JSON and compares it case by case with the reference answer;
+the points are the exercise's points times the share of cases that match. A missing, malformed,
+oversized or late answer scores 0 for that exercise with the reason; a submission that cannot be
+graded at all scores 0 with the reason, and the rest of the class is still graded.
 """
 import argparse
 import ast
@@ -25,12 +28,13 @@ import csv
 import json
 import os
 import re
-import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,87 +44,101 @@ import exercises  # noqa: E402
 import stages  # noqa: E402
 
 ROOT = stages.ROOT
-NOBODY = 65534
-SANDBOX_UID_BASE = 61000   # root mode: each subprocess runs as its own unused uid
 KEEP_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
                    ast.ClassDef)
+MAX_ANSWER = 1 << 20   # bytes a sandbox may print; more is an oversized answer
+SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
+LAUNCHER = []   # a command that starts bwrap (tests use setpriv to start it as another user)
 
-# The program each subprocess runs (python -I -c RUNNER), reading its job as JSON on stdin.
+# The program each sandbox runs (python -I -S -c RUNNER), reading its job as JSON on stdin and
+# printing {"cell": error or null, "cases": {label: {"value": ...} or {"error": ...}}}.
 RUNNER = r'''
-import ast, io, json, os, resource, sys
+import ast, json, os, resource, sys
 job = json.loads(sys.stdin.read())
-# modules the stage code, checks or students may import, loaded before a chroot hides them
+# modules the stage code, probes or students may import, loaded before the limits
 import argparse, bisect, collections, contextlib, copy, dataclasses, encodings.utf_8_sig
 import functools, gettext, heapq, itertools, math, operator, random, re, statistics, string
 import time, traceback, zlib
-out = os.fdopen(os.dup(1), 'w')
-nonce = job['nonce']
-if job['chroot']:
-    os.chroot(job['dir'])
-    os.chdir('/')
-    os.setgroups([])
-    os.setgid(job['uid'])
-    os.setuid(job['uid'])
-    base = '/'
-else:
-    os.chdir(job['dir'])
-    base = job['dir']
+answer_channel = os.fdopen(os.dup(1), 'w')
+quiet = os.open(os.devnull, os.O_WRONLY)
+os.dup2(quiet, 1)
+os.dup2(quiet, 2)
 mem = job['memory_mb'] * 1024 * 1024
 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 resource.setrlimit(resource.RLIMIT_CPU, (job['cpu_s'], job['cpu_s'] + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-del job['dir']
 
 
-class Tail(io.TextIOBase):   # keeps only the end of what the code prints
-    def __init__(self):
-        self.text = ''
-
+class Tail:   # what the code prints, of which nothing is kept
     def write(self, s):
-        self.text = (self.text + str(s))[-2000:]
         return len(s)
+
+    def flush(self):
+        pass
+
+
+def plain(x, depth=0):
+    """Numbers, strings and nested lists / dicts of them (a Value becomes its .data)."""
+    if depth > 30:
+        raise ValueError('nested too deep')
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if isinstance(x, (int, float)):
+        return float(x)
+    if isinstance(x, dict):
+        return {str(k): plain(v, depth + 1) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v, depth + 1) for v in x]
+    if hasattr(x, 'data'):
+        return plain(x.data, depth + 1)
+    return repr(x)[:80]
+
+
+def error(e):
+    if isinstance(e, NotImplementedError):
+        return f'not implemented ({e})'[:300]
+    return f'raised {type(e).__name__}: {e}'[:300]
 
 
 sys.stdout = sys.stderr = Tail()
 sys.argv = ['stage.py']
-ns = {'__name__': '__main__', '__file__': os.path.join(base, 'stage.py')}
+ns = {'__name__': '__main__', '__file__': os.path.join(os.getcwd(), 'stage.py')}
 for label, src in job['context']:
     for stmt in ast.parse(src).body:
         try:   # statements that need an unfinished exercise fail; the rest still defines
             exec(compile(ast.Module([stmt], []), f'<handout: {label}>', 'exec'), ns)
         except BaseException:
             pass
-results = []
+cell_error = None
 try:
-    exec(compile(job['student'], os.path.join(base, 'submission.py'), 'exec'), ns)
+    exec(compile(job['code'], 'submission.py', 'exec'), ns)
 except BaseException as e:
     line = getattr(e, 'lineno', None) or (traceback.extract_tb(e.__traceback__)[-1].lineno
                                           if e.__traceback__ else '?')
-    results = [[name, False, f'your cell raised {type(e).__name__} at line {line}: {e}'[:300]]
-               for name, _ in job['checks']]
-if not results:
-    cns = {'__name__': 'checks'}
-    exec(job['helpers'], cns)
-    for name, src in job['checks']:
-        exec(src, cns)
+    cell_error = f'your cell raised {type(e).__name__} at line {line}: {e}'[:300]
+answer = {'cell': cell_error, 'cases': {}}
+if cell_error is None:
+    probes = {'__name__': 'probes'}
+    exec(job['probes'], probes)
+    try:
+        cases = probes['probe_' + job['name']](ns)
+    except BaseException as e:
+        answer['cell'] = error(e)
+        cases = []
+    for label, tolerance, thunk in cases:
         try:
-            cns[name](ns)
-            results.append([name, True, 'passed'])
-        except cns['CheckFailed'] as e:
-            results.append([name, False, str(e)[:300]])
-        except NotImplementedError as e:
-            results.append([name, False, f'not implemented ({e})'[:300]])
+            answer['cases'][label] = {'value': plain(thunk()), 'tolerance': tolerance}
         except BaseException as e:
-            results.append([name, False, f'raised {type(e).__name__}: {e}'[:300]])
-out.write(nonce + json.dumps(results) + '\n')
-out.flush()
+            answer['cases'][label] = {'error': error(e)}
+answer_channel.write(json.dumps(answer))
+answer_channel.flush()
 os._exit(0)
 '''
 
 
 class GradeError(Exception):
-    """Bad arguments or an unreadable folder; one line for the user."""
+    """Bad arguments, an unreadable folder or no sandbox; one line for the user."""
 
 
 # --- reading submissions ----------------------------------------------------------------------
@@ -133,17 +151,7 @@ def read_submission(path):
     """[(source, exercise ids or None)] for the code cells of a .ipynb or .py file."""
     text = Path(path).read_text(encoding='utf-8', errors='replace')
     if str(path).endswith('.ipynb'):
-        nb = json.loads(text)
-        cells = []
-        for cell in nb.get('cells', []):
-            if cell.get('cell_type') != 'code':
-                continue
-            src = cell.get('source', '')
-            src = ''.join(src) if isinstance(src, list) else str(src)
-            meta = cell.get('metadata', {}).get('microgpt', {})
-            tags = meta.get('exercises') if meta.get('source') == 'exercise' else None
-            cells.append((src, tags))
-        return cells
+        return notebook_cells(json.loads(text))
     cells = [['', None]]
     for line in text.splitlines(keepends=True):
         match = CELL_MARK.match(line.rstrip('\n'))
@@ -153,6 +161,22 @@ def read_submission(path):
         else:
             cells[-1][0] += line
     return [(src, tags) for src, tags in cells if src.strip()]
+
+
+def notebook_cells(nb):
+    """[(source, exercise ids or None)] for the code cells of a notebook (a dict)."""
+    cells = []
+    for cell in nb.get('cells', []):
+        if cell.get('cell_type') != 'code':
+            continue
+        src = cell.get('source', '')
+        src = ''.join(src) if isinstance(src, list) else src
+        if not isinstance(src, str):
+            raise ValueError('a code cell\'s source is not text')
+        meta = cell.get('metadata', {}).get('microgpt', {})
+        tags = meta.get('exercises') if meta.get('source') == 'exercise' else None
+        cells.append((src, [str(t) for t in tags] if isinstance(tags, list) else None))
+    return cells
 
 
 def defined_names(tree):
@@ -198,93 +222,225 @@ def student_code(cells, ex):
     return None, f'missing: no code cell defines {", ".join(ex.defines)}'
 
 
-# --- running ----------------------------------------------------------------------------------
+# --- the sandbox -----------------------------------------------------------------------------
 
-def check_jobs(ex):
-    """[(check function name, source)]: the visible check, then the hidden one."""
-    return [(f'check_{ex.name}', exercises.check_source(ex.name, 'visible')),
-            (f'hidden_{ex.name}', exercises.check_source(ex.name, 'hidden'))]
+def sandbox_command(isolated, names_fd):
+    """The command that runs RUNNER: in bubblewrap namespaces (with the file open as names_fd
+    copied to data/names.txt), or, not isolated, as it is."""
+    python = [SANDBOX_PYTHON, '-I', '-S', '-c', RUNNER]
+    if not isolated:
+        return python
+    cmd = LAUNCHER + ['bwrap', '--unshare-all', '--die-with-parent', '--new-session',
+                      '--cap-drop', 'ALL', '--ro-bind', '/usr', '/usr']
+    for path in ['/bin', '/lib', '/lib32', '/lib64', '/sbin']:
+        if os.path.islink(path):
+            cmd += ['--symlink', os.readlink(path), path]
+        elif os.path.isdir(path):
+            cmd += ['--ro-bind', path, path]
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(SANDBOX_PYTHON)))
+    for path in sorted({prefix, sys.base_prefix, sys.prefix} if SANDBOX_PYTHON ==
+                       sys.executable else {prefix}):
+        if path != '/usr' and not path.startswith('/usr/'):
+            cmd += ['--ro-bind', path, path]
+    return cmd + ['--proc', '/proc', '--dev', '/dev', '--size', str(16 << 20), '--tmpfs', '/tmp',
+                  '--size', str(16 << 20), '--tmpfs', '/job', '--ro-bind-data', str(names_fd),
+                  '/job/data/names.txt', '--chdir', '/job', '--clearenv', '--setenv', 'LANG',
+                  'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0', '--uid', '65534', '--gid',
+                  '65534', '--'] + python
 
 
-def checks_helpers():
-    hidden = (exercises.CHECKS_DIR / 'hidden.py').read_text()
-    lines = stages.split_lines(hidden)
-    text = exercises.helpers_source()
-    for node in ast.parse(hidden).body:
-        if isinstance(node, ast.FunctionDef) and not node.name.startswith('hidden_'):
-            text += '\n\n' + ''.join(lines[node.lineno - 1:node.end_lineno])
-    return text
+def isolation_problem():
+    """None if bubblewrap can make a sandbox here, else why not (one line)."""
+    if not shutil.which('bwrap'):
+        return 'bubblewrap (bwrap) is not installed (apt-get install bubblewrap)'
+    with open(ROOT / 'data' / 'names.txt', 'rb') as names:
+        cmd = sandbox_command(True, names.fileno())
+        cmd[-1] = 'pass'
+        proc = subprocess.run(cmd, capture_output=True, timeout=60, pass_fds=(names.fileno(),))
+    if proc.returncode:
+        why = (proc.stderr.decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]
+        return f'bubblewrap cannot make a sandbox here ({why})'
+    return None
 
 
-def run_one(job, settings, slot):
-    """Run one exercise's checks in a sandboxed subprocess: [(check, passed, message)]."""
-    folder = tempfile.mkdtemp(prefix='grade-')
+def read_bounded(fd, limit, deadline):
+    """(bytes, None) read up to end of file, or (None, 'oversized' / 'timeout')."""
+    chunks = []
+    size = 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None, 'timeout'
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b''.join(chunks), None
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None, 'oversized'
+
+
+def run_job(job, settings):
+    """Run one job (context, code, probes, exercise name) in a fresh sandbox:
+    (answer dict, None) or (None, the reason for 0 points)."""
+    payload = json.dumps(dict(job, memory_mb=settings['memory_mb'], cpu_s=settings['timeout']))
+    folder = None if settings['isolated'] else tempfile.mkdtemp(prefix='grade-')
+    names = os.open(ROOT / 'data' / 'names.txt', os.O_RDONLY)
     try:
-        os.makedirs(os.path.join(folder, 'data'))
-        shutil.copy(ROOT / 'data' / 'names.txt', os.path.join(folder, 'data', 'names.txt'))
-        with open(os.path.join(folder, 'submission.py'), 'w', encoding='utf-8') as f:
-            f.write(job['student'])
-        as_root = os.geteuid() == 0
-        uid = SANDBOX_UID_BASE + slot if as_root else os.getuid()
-        if as_root:
-            for dirpath, _, files in os.walk(folder):
-                os.chown(dirpath, uid, uid)
-                for name in files:
-                    os.chown(os.path.join(dirpath, name), uid, uid)
-        nonce = secrets.token_hex(16)
-        payload = dict(job, dir=folder, chroot=as_root, uid=uid, nonce=nonce,
-                       memory_mb=settings['memory_mb'], cpu_s=settings['timeout'])
+        if folder:   # the working folder of a process that is not isolated
+            os.makedirs(os.path.join(folder, 'data'))
+            shutil.copy(ROOT / 'data' / 'names.txt', os.path.join(folder, 'data', 'names.txt'))
         env = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0'}
-        proc = subprocess.Popen([sys.executable, '-I', '-S', '-c', RUNNER], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                                cwd=folder, start_new_session=True)
+        proc = subprocess.Popen(sandbox_command(settings['isolated'], names),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env, cwd=folder,
+                                start_new_session=True, pass_fds=(names,))
+        threading.Thread(target=feed, args=(proc.stdin, payload.encode()), daemon=True).start()
+        raw, problem = read_bounded(proc.stdout.fileno(), MAX_ANSWER,
+                                    time.monotonic() + settings['timeout'])
         try:
-            stdout, _ = proc.communicate(json.dumps(payload).encode(), timeout=settings['timeout'])
-        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            return None, f'timed out after {settings["timeout"]} s (an endless loop?)'
-        for line in reversed(stdout.decode('utf-8', 'replace').splitlines()):
-            if line.startswith(nonce):
-                return json.loads(line[len(nonce):]), None
-        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-            # the CPU limit equals the wall-clock timeout: whichever fires first, it is the
-            # same verdict for the student, so it gets the same words
-            return None, f'timed out after {settings["timeout"]} s (an endless loop?)'
-        return None, f'the code stopped the grader\'s process (exit code {proc.returncode}; ' \
-                     'out of memory, or it called exit)'
+        except ProcessLookupError:
+            pass
+        proc.stdout.close()
+        returncode = proc.wait()
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        os.close(names)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+    timed_out = f'timed out after {settings["timeout"]} s (an endless loop?)'
+    if problem == 'timeout' or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+        # the CPU limit equals the wall-clock timeout: whichever fires first, same verdict
+        return None, timed_out
+    if problem == 'oversized':
+        return None, f'oversized answer: more than {MAX_ANSWER} bytes of output'
+    if not raw:
+        return None, 'no answer: the code stopped its process (exit code ' \
+                     f'{returncode}; out of memory, or it called exit)'
+    try:
+        answer = json.loads(raw.decode('utf-8'))
+    except (UnicodeError, ValueError, RecursionError) as e:
+        return None, f'malformed answer (not JSON: {str(e)[:80]})'
+    if not (isinstance(answer, dict) and isinstance(answer.get('cases'), dict)
+            and isinstance(answer.get('cell'), (str, type(None)))):
+        return None, 'malformed answer (not {"cell": ..., "cases": {...}})'
+    return answer, None
 
 
-def grade_submission(path, stage, settings, slot, context, helpers):
+def feed(stream, data):
+    try:
+        stream.write(data)
+        stream.close()
+    except OSError:   # the process ended before reading its job
+        pass
+
+
+# --- grading ----------------------------------------------------------------------------------
+
+def short(x):
+    text = json.dumps(x) if not isinstance(x, float) else f'{x:.6g}'
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def mismatch(got, want, tolerance, where=''):
+    """None if got matches want (numbers within tolerance, relative above 1), else where the
+    first difference is. want is the reference's answer; got is untrusted."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            return f'{where or "the answer"}: yours {short(got)}, expected keys {sorted(want)}'
+        return next((m for k in want if (m := mismatch(got[k], want[k], tolerance,
+                                                      f'{where}[{k!r}]'))), None)
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            return f'{where or "the answer"}: yours {short(got)}, expected {len(want)} entries'
+        return next((m for k, (g, w) in enumerate(zip(got, want))
+                     if (m := mismatch(g, w, tolerance, f'{where}[{k}]'))), None)
+    if isinstance(want, float):
+        ok = (isinstance(got, (int, float)) and not isinstance(got, bool)
+              and abs(got - want) <= tolerance * max(1.0, abs(want)))
+    else:
+        ok = type(got) is type(want) and got == want
+    return None if ok else f'{where}: yours {short(got)}, expected {short(want)}'.lstrip(': ')
+
+
+def score(ex, reference, answer):
+    """(points, reason): the exercise's points times the share of the reference's cases that
+    the untrusted answer matches (never more than the exercise's points)."""
+    if answer['cell']:
+        return 0.0, answer['cell'][:300]
+    failures = []
+    for label, want in reference['cases'].items():
+        got = answer['cases'].get(label)
+        if not isinstance(got, dict) or ('value' not in got and 'error' not in got):
+            failures.append(f'{label}: no answer')
+        elif 'value' not in got:
+            failures.append(f'{label}: {str(got["error"])[:200]}')
+        else:
+            problem = mismatch(got['value'], want['value'], want['tolerance'])
+            if problem:
+                failures.append(f'{label}: {problem}')
+    passed = len(reference['cases']) - len(failures)
+    points = min(float(ex.points), round(ex.points * passed / len(reference['cases']), 2))
+    reasons = {f.split(': ', 1)[1] for f in failures}
+    if passed == 0 and len(reasons) == 1:   # the same error everywhere: say it once
+        return points, reasons.pop()
+    return points, '; '.join(failures)[:1000] or 'all checks passed'
+
+
+def load_probes():
+    """The probes' source (helpers.py, then probes.py), read once at the start."""
+    return (exercises.CHECKS_DIR / 'helpers.py').read_text(encoding='utf-8') + '\n\n' + \
+        (exercises.CHECKS_DIR / 'probes.py').read_text(encoding='utf-8')
+
+
+def reference_answers(stage, context, probes, settings):
+    """{exercise id: answer} of the reference solution (the stage script) to every probe."""
+    cells = notebook_cells(exercises.build_handout(stage, 'solution'))
+    answers = {}
+    for ex in exercises.stage_exercises(stage):
+        code, reason = student_code(cells, ex)
+        answer, reason = run_job({'context': context, 'code': code, 'probes': probes,
+                                  'name': ex.name}, settings) if code else (None, reason)
+        errors = [] if answer is None else [f'{label}: {case.get("error")}' for label, case
+                                             in answer['cases'].items() if 'value' not in case]
+        if answer is None or answer['cell'] or not answer['cases'] or errors:
+            raise GradeError(f'the reference solution of exercise {ex.id} fails its probe: '
+                             f'{reason or (answer["cell"] or "; ".join(errors) or "no cases")}')
+        answers[ex.id] = answer
+    return answers
+
+
+def grade_submission(path, stage, settings, context, probes, references):
     """{exercise id: (points, reason)} for one file."""
     exs = exercises.stage_exercises(stage)
     try:
         cells = read_submission(path)
-    except (OSError, ValueError, UnicodeError) as e:
-        return {ex.id: (0.0, f'cannot read the submission: {e}') for ex in exs}
+    except (OSError, ValueError, UnicodeError, RecursionError, TypeError, AttributeError) as e:
+        return {ex.id: (0.0, f'cannot read the submission: {str(e)[:200]}') for ex in exs}
     result = {}
     for ex in exs:
         code, reason = student_code(cells, ex)
-        if code is None:
-            result[ex.id] = (0.0, reason)
-            continue
-        checks = check_jobs(ex)
-        job = {'context': context, 'student': code, 'checks': checks, 'helpers': helpers}
-        outcome, reason = run_one(job, settings, slot)
-        if outcome is None:
-            result[ex.id] = (0.0, reason)
-            continue
-        passed = sum(1 for _, ok, _ in outcome if ok)
-        points = round(ex.points * passed / len(checks), 2)
-        failures = [f'{"hidden check" if name.startswith("hidden_") else "check"}: {msg}'
-                    for name, ok, msg in outcome if not ok]
-        result[ex.id] = (points, '; '.join(failures) or 'all checks passed')
+        if code is not None:
+            job = {'context': context, 'code': code, 'probes': probes, 'name': ex.name}
+            answer, reason = run_job(job, settings)
+        result[ex.id] = (0.0, reason) if code is None or answer is None else \
+            score(ex, references[ex.id], answer)
     return result
 
 
-def grade_folder(stage, folder, out_dir, workers=2, timeout=5, memory_mb=1024, quiet=False):
+def grade_safely(*args):
+    """grade_submission, but any failure scores the whole submission 0 with the reason."""
+    try:
+        return grade_submission(*args)
+    except Exception as e:
+        reason = f'the grader could not grade this submission: {type(e).__name__}: {e}'[:300]
+        return {ex.id: (0.0, reason) for ex in exercises.stage_exercises(args[1])}
+
+
+def grade_folder(stage, folder, out_dir, workers=2, timeout=5, memory_mb=1024, quiet=False,
+                 isolated=True):
     """Grade every .ipynb and .py file in folder; write the CSVs and summary; return rows."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -292,16 +448,20 @@ def grade_folder(stage, folder, out_dir, workers=2, timeout=5, memory_mb=1024, q
     files = sorted(p for p in folder.iterdir() if p.suffix in ('.ipynb', '.py') and p.is_file())
     if not files:
         raise GradeError(f'no .ipynb or .py files in {folder}')
-    if os.geteuid() != 0 and not quiet:
-        print('note: not running as root, so student code runs with your own file permissions '
-              '(no chroot); grade inside a container as root for full isolation', file=sys.stderr)
+    if isolated and (problem := isolation_problem()):
+        raise GradeError(f'no sandbox: {problem}; --no-isolation runs student code with your '
+                         'own permissions')
+    if not isolated and not quiet:
+        print('note: --no-isolation: student code runs with your own permissions and can read '
+              'and change your files', file=sys.stderr)
+    probes = load_probes()
     context = exercises.grader_context(stage)
-    helpers = checks_helpers()
-    settings = {'timeout': timeout, 'memory_mb': memory_mb}
+    settings = {'timeout': timeout, 'memory_mb': memory_mb, 'isolated': isolated}
     start = time.perf_counter()
+    references = reference_answers(stage, context, probes, settings)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(grade_submission, path, stage, settings, k % 1000, context,
-                               helpers) for k, path in enumerate(files)]
+        futures = [pool.submit(grade_safely, path, stage, settings, context, probes, references)
+                   for path in files]
         results = [f.result() for f in futures]
     elapsed = time.perf_counter() - start
     rows = [(path, res) for path, res in zip(files, results)]
@@ -384,21 +544,10 @@ def make_submission(stage, kind, ex_id=None, variant=0):
     elif kind == 'reads_answers':
         spy = ('import os as _os\n'
                'def _peek():\n'
-               '    """What a cheat would try: the grader\'s answers, other submissions."""\n'
+               '    """What a cheat would try: the grader\'s probes and the reference."""\n'
                '    found = []\n'
-               '    paths = [' + repr(str(exercises.CHECKS_DIR / 'hidden.py')) + ', '
-               + repr(str(ROOT / 'tools' / 'exercises.py')) + ',\n'
-               '             "../../tools/exercise_checks/hidden.py"]\n'
-               '    try:   # the grader\'s command line names the class folder\n'
-               '        with open(f"/proc/{_os.getppid()}/cmdline") as f:\n'
-               '            args = f.read().split("\\0")\n'
-               '        found += [a for a in args if "hidden" in a]\n'
-               '        for a in args:\n'
-               '            if _os.path.isdir(a):\n'
-               '                found += _os.listdir(a)\n'
-               '    except OSError:\n'
-               '        pass\n'
-               '    for path in paths:\n'
+               '    for path in [' + repr(str(exercises.CHECKS_DIR / 'probes.py')) + ', '
+               + repr(str(ROOT / stages.STAGE_FILES[stage])) + ']:\n'
                '        try:\n'
                '            with open(path) as f:\n'
                '                found.append(f.read()[:20])\n'
@@ -459,6 +608,8 @@ def main(argv=None):
                         help='generate N submissions for --stage and grade them')
     parser.add_argument('--stage', dest='demo_stage', type=int, default=2,
                         help='the stage of --demo-class (default: 2)')
+    parser.add_argument('--no-isolation', action='store_true',
+                        help='run student code without a sandbox, with your own permissions')
     args = parser.parse_args(argv)
     try:
         if args.workers < 1 or args.timeout < 1 or args.memory_mb < 64:
@@ -470,14 +621,15 @@ def main(argv=None):
             out = Path(args.out or tempfile.mkdtemp(prefix='demo-class-'))
             folder = demo_class(args.demo_class, stage, out)
             grade_folder(stage, folder, out / 'grades', args.workers, args.timeout,
-                         args.memory_mb)
+                         args.memory_mb, isolated=not args.no_isolation)
             return 0
         if args.stage is None or args.folder is None:
             raise GradeError('give a STAGE and a FOLDER (or --demo-class N); see --help')
         if not 0 <= args.stage < len(stages.STAGE_FILES):
             raise GradeError(f'no stage {args.stage}; stages are 0-5')
         out = args.out or os.path.join(args.folder, 'grades')
-        grade_folder(args.stage, args.folder, out, args.workers, args.timeout, args.memory_mb)
+        grade_folder(args.stage, args.folder, out, args.workers, args.timeout, args.memory_mb,
+                     isolated=not args.no_isolation)
         return 0
     except (GradeError, exercises.ExerciseError, OSError) as e:
         print(f'error: {e}', file=sys.stderr)

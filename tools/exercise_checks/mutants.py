@@ -1,5 +1,6 @@
 """Plausible wrong answers, one or more per exercise: (old, new) text replacements applied to the
-reference solution's exercise cell. tests/test_grader.py proves each is caught, and
+reference solution's exercise cell (some give right values from a cut graph, so only the
+gradients are wrong). tests/test_grader.py proves each is caught, and
 `tools/grade.py --demo-class` uses them to make a realistic class.
 """
 WRONG = {
@@ -16,8 +17,13 @@ WRONG = {
     '2.1': [('(self, other), (other.data, self.data))', '(self, other), (self.data, other.data))')],
     '2.2': [('child.grad += local_grad * node.grad', 'child.grad = local_grad * node.grad'),
             ('for node in reversed(topo):', 'for node in topo:')],
-    '3.1': [('ms = dot(x, x) / len(x)', 'ms = dot(x, x)')],
-    '3.2': [('dot(q, k_t) / head_dim ** 0.5', 'dot(q, k_t) / head_dim')],
+    '3.1': [('ms = dot(x, x) / len(x)', 'ms = dot(x, x)'),
+            # right values from a cut graph: no gradient flows through the scale
+            ('scale = (ms + 1e-5) ** -0.5', 'scale = Value((ms.data + 1e-5) ** -0.5)')],
+    '3.2': [('dot(q, k_t) / head_dim ** 0.5', 'dot(q, k_t) / head_dim'),
+            # softmax over plain floats: right values, but q and the keys get no gradient
+            ('attn_weights = softmax(attn_logits)',
+             'attn_weights = [Value(w.data) for w in softmax(attn_logits)]')],
     '3.3': [('x = [a + b for a, b in zip(x, x_residual)]   # residual: the block adds to its input',
              'x = x   # (forgot the residual)')],
     '4.1': [('x_attn.extend(attention(q_h, k_h, v_h))', 'x_attn.append(attention(q_h, k_h, v_h))')],

@@ -1,0 +1,342 @@
+"""Grading probes: what tools/grade.py asks of each exercise. A probe `probe_<name>(ns)` returns
+a list of cases (label, tolerance, thunk); each thunk calls the exercise's function in `ns` on
+inputs chosen here and returns plain data (numbers, lists) and, wherever the function feeds a
+gradient, the gradients that backward() gives the inputs and weights, so right values from a cut
+graph still lose points. The grader runs a probe twice: in the sandbox against the student's code
+and in another process against the reference solution (the stage script); it compares the two
+outputs itself, with the case's tolerance. Nothing here is secret: no answers, only questions.
+Where the function under test needs another exercise's function, a stand-in is patched in (the
+same one on both sides), so each exercise is graded on its own. Uses helpers.py's `patched`.
+"""
+# ruff: noqa: F821  (helpers.py defines patched)
+import math
+import random
+
+
+def floats(rng, *shape):
+    """Nested lists of uniform floats in [-1, 1) of the given shape."""
+    if len(shape) == 1:
+        return [rng.uniform(-1, 1) for _ in range(shape[0])]
+    return [floats(rng, *shape[1:]) for _ in range(shape[0])]
+
+
+def values(ns, x):
+    """Nested lists of floats as Values."""
+    return [values(ns, v) for v in x] if isinstance(x, list) else ns['Value'](float(x))
+
+
+def grads(x):
+    """The .grad of nested lists (or a dict) of Values."""
+    if isinstance(x, dict):
+        return {k: grads(v) for k, v in x.items()}
+    return [grads(v) for v in x] if isinstance(x, list) else x.grad
+
+
+def backprop(out, coefficients):
+    """loss = sum of coefficient * output, then backward(), so every output gets a gradient."""
+    loss = sum(c * o for c, o in zip(coefficients, out))
+    loss.backward()
+
+
+def stand_in_rmsnorm(x):
+    """Not rmsnorm: x / (1 + mean square of x), differentiable and easy to follow."""
+    ms = sum(xi * xi for xi in x) / len(x)
+    return [xi / (ms + 1) for xi in x]
+
+
+def stand_in_attention(q, keys, values):
+    """Not attention: weights proportional to exp(q . k), unscaled; uses q, keys and values."""
+    scores = [sum(a * b for a, b in zip(q, k)).exp() for k in keys]
+    total = sum(scores)
+    return [sum(s / total * v[j] for s, v in zip(scores, values)) for j in range(len(values[0]))]
+
+
+# --- stage 0 ------------------------------------------------------------------------------------
+
+def probe_count_pair(ns):
+    def run(pairs, vocab):
+        counts = [[1] * vocab for _ in range(vocab)]
+        row_totals = [vocab] * vocab
+        with patched(ns, counts=counts, row_totals=row_totals, vocab_size=vocab):
+            for a, b in pairs:
+                ns['count_pair'](a, b)
+        return [counts, row_totals]
+
+    rng = random.Random(7)
+    pairs = [(rng.randrange(4), rng.randrange(4)) for _ in range(60)]
+    return [('count_pair (0, 2) twice and (2, 1) once', 0,
+             lambda: run([(0, 2), (0, 2), (2, 1)], 3)),
+            ('count_pair on 60 random pairs', 0, lambda: run(pairs, 4))]
+
+
+def probe_doc_loss(ns):
+    counts = [[2, 1, 1, 4], [1, 3, 2, 2], [5, 1, 1, 1], [1, 1, 6, 1]]
+
+    def run(tokens, block_size):
+        with patched(ns, counts=counts, row_totals=[sum(r) for r in counts],
+                     block_size=block_size, vocab_size=4):
+            return ns['doc_loss'](tokens)
+
+    return [('doc_loss of 4 tokens', 1e-9, lambda: run([2, 0, 1, 2], 16)),
+            ('doc_loss of 6 tokens', 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 16)),
+            ('doc_loss with block_size = 2', 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 2))]
+
+
+def probe_sample_next(ns):
+    counts = [[0, 0, 0, 0], [2, 0, 1, 5], [1, 1, 1, 1], [0, 9, 0, 0]]
+
+    def frequencies(token_id, draws):
+        random.seed(99)
+        with patched(ns, counts=counts, row_totals=[sum(r) for r in counts], vocab_size=4):
+            got = [ns['sample_next'](token_id) for _ in range(draws)]
+        return [got.count(t) / draws for t in range(4)]
+
+    return [('frequencies of sample_next(1) in 8000 draws', 0.03, lambda: frequencies(1, 8000)),
+            ('frequencies of sample_next(3) (row [0, 9, 0, 0])', 0, lambda: frequencies(3, 30))]
+
+
+# --- stage 1 ------------------------------------------------------------------------------------
+
+def probe_softmax_ce_grad(ns):
+    logits = [1.5, -0.3, 0.2, 3.0, -2.0, 0.7]
+    exps = [math.exp(v) for v in logits]
+    probs = [e / sum(exps) for e in exps]
+    return [(f'softmax_ce_grad(probs, {t}, {n})', 1e-9,
+             lambda t=t, n=n: ns['softmax_ce_grad'](list(probs), t, n))
+            for t, n in [(2, 3), (0, 1), (5, 7)]]
+
+
+def probe_mlp_backward(ns):
+    rng = random.Random(3)
+    w = floats(rng, 2, 5)
+    x = floats(rng, 5)
+    sd = {'wte': floats(rng, 4, 3), 'mlp_fc1': floats(rng, 6, 3), 'mlp_fc2': floats(rng, 4, 6)}
+    dlogits = floats(rng, 4)
+
+    def linear_backward():
+        dw = [[0.5] * 5 for _ in range(2)]   # gradients already added by other positions
+        dx = ns['linear_backward']([0.7, -1.3], x, w, dw)
+        return [dx, dw]
+
+    def mlp_backward(token_id):
+        emb = sd['wte'][token_id]
+        h_pre = [sum(a * b for a, b in zip(row, emb)) for row in sd['mlp_fc1']]
+        h = [max(0.0, v) for v in h_pre]
+        grads = {name: [[0.0] * len(row) for row in m] for name, m in sd.items()}
+        with patched(ns, state_dict=sd):
+            for _ in range(2):   # two positions with the same token: their gradients add up
+                ns['mlp_backward'](list(dlogits), token_id, emb, list(h_pre), list(h), grads)
+        return grads
+
+    return [('linear_backward: dx and dw for a (2, 5) matrix', 1e-9, linear_backward),
+            ('mlp_backward: grads for token 2, two positions', 1e-9, lambda: mlp_backward(2)),
+            ('mlp_backward: grads for token 0, two positions', 1e-9, lambda: mlp_backward(0))]
+
+
+def probe_numerical_grad(ns):
+    sd = {'w': [[0.5, -0.3], [0.2, 0.1]]}
+
+    def stand_in_loss(tokens):   # any function of the weights will do
+        w = sd['w']
+        return math.exp(5 * w[0][1]) + w[1][0] * w[0][0] ** 2 + w[1][1] ** 3
+
+    def run(i, j, **eps):
+        with patched(ns, state_dict=sd, doc_loss=stand_in_loss):
+            got = ns['numerical_grad']([0, 1], 'w', i, j, **eps)
+        return [got, sd['w']]   # the weights must be put back
+
+    return [('numerical_grad for w[0][1]', 1e-8, lambda: run(0, 1)),
+            ('numerical_grad for w[0][0]', 1e-8, lambda: run(0, 0)),
+            ('numerical_grad for w[1][1] with eps = 0.01', 1e-9, lambda: run(1, 1, eps=1e-2))]
+
+
+def probe_sgd_update(ns):
+    def run(lr_t):
+        rng = random.Random(5)
+        sd = {name: floats(rng, 2, 3) for name in 'xyz'}
+        grads = {name: floats(rng, 2, 3) for name in 'xyz'}
+        with patched(ns, state_dict=sd):
+            ns['sgd_update'](grads, lr_t)
+        return sd
+
+    return [(f'state_dict after sgd_update(grads, {lr})', 1e-12, lambda lr=lr: run(lr))
+            for lr in [0.1, 0.37]]
+
+
+# --- stage 2 ------------------------------------------------------------------------------------
+
+def probe_local_grads(ns):
+    def node(v):
+        return [v.data, list(v._local_grads)]
+
+    def run(a, b):
+        Value = ns['Value']
+        x = Value(a)
+        y = Value(b)
+        return [node(x * y), node(x * 2.5), node(x * x), node(Value(abs(a)) ** b),
+                node(Value(abs(a)).log()), node(x.exp()), node(x.relu())]
+
+    return [(f'*, **, log, exp, relu at ({a}, {b})', 1e-12, lambda a=a, b=b: run(a, b))
+            for a, b in [(2.0, 3.0), (-1.25, 0.5), (1.7, -2.0)]]
+
+
+def probe_backward(ns):
+    def two_paths():   # d = (a * b) * a, built by hand: a is used twice
+        Value = ns['Value']
+        a = Value(2.0)
+        b = Value(3.0)
+        c = Value(6.0, (a, b), (3.0, 2.0))
+        d = Value(12.0, (c, a), (2.0, 6.0))
+        d.backward()
+        return [a.grad, b.grad, c.grad, d.grad]
+
+    def diamond():   # a used three times, through paths of different lengths
+        Value = ns['Value']
+        a = Value(1.0)
+        b = Value(2.0, (a,), (2.0,))
+        c = Value(3.0, (a, b), (1.0, 1.0))
+        d = Value(6.0, (c, a, b), (1.0, 1.0, 1.0))
+        d.backward()
+        return [a.grad, b.grad, c.grad]
+
+    def chain():   # 300 nodes y_k = 1.01 y_(k-1)
+        x = ns['Value'](1.0)
+        node = x
+        for _ in range(300):
+            node = ns['Value'](node.data * 1.01, (node,), (1.01,))
+        node.backward()
+        return x.grad
+
+    return [('backward on d = (a * b) * a', 1e-12, two_paths),
+            ('backward on d = c + a + b, c = a + b, b = 2a', 1e-12, diamond),
+            ('backward through a 300-node chain', 1e-9, chain)]
+
+
+# --- stage 3 ------------------------------------------------------------------------------------
+
+def probe_rmsnorm(ns):
+    def run(x, want_grads):
+        xs = values(ns, x)
+        out = ns['rmsnorm'](xs)
+        if not want_grads:
+            return [o.data for o in out]
+        backprop(out, [0.3, -0.1, 0.7, 0.2, 0.5, -0.9, 0.4][:len(x)])
+        return grads(xs)
+
+    x = [0.3, -1.2, 2.2, 0.0, 0.9, -0.4, 1.1]
+    return [('rmsnorm([3, 4])', 1e-9, lambda: run([3.0, 4.0], False)),
+            ('rmsnorm of 7 numbers', 1e-9, lambda: run(x, False)),
+            ('rmsnorm of zeros', 1e-9, lambda: run([0.0] * 3, False)),
+            ('gradient through rmsnorm of 7 numbers', 1e-7, lambda: run(x, True))]
+
+
+def probe_attention(ns):
+    rng = random.Random(11)
+    q, keys, vals = floats(rng, 3), floats(rng, 4, 3), floats(rng, 4, 3)
+
+    def run(positions, want_grads):
+        inputs = {'q': values(ns, q), 'keys': values(ns, keys[:positions]),
+                  'values': values(ns, vals[:positions])}
+        with patched(ns, head_dim=3):
+            out = ns['attention'](inputs['q'], inputs['keys'], inputs['values'])
+        if not want_grads:
+            return [o.data for o in out]
+        backprop(out, [0.5, -1.0, 0.8])
+        return grads(inputs)   # q and the keys get gradients only through the softmax
+
+    return [('attention over 1 position', 1e-9, lambda: run(1, False)),
+            ('attention over 4 positions, head_dim = 3', 1e-9, lambda: run(4, False)),
+            ('gradient of attention wrt q, keys and values', 1e-7, lambda: run(4, True))]
+
+
+def transformer_probe(ns, function, n_layer):
+    """Three positions through `function` (transformer_block, or transformer_layers with
+    n_layer layers) with random weights and stand-ins for rmsnorm and attention: the outputs,
+    the cache lengths, and the gradients of every weight and input."""
+    rng = random.Random(13 + n_layer)
+    prefixes = [f'layer{i}.' for i in range(n_layer)] if n_layer else ['']
+    shapes = {'attn_wq': (4, 4), 'attn_wk': (4, 4), 'attn_wv': (4, 4), 'attn_wo': (4, 4),
+              'mlp_fc1': (16, 4), 'mlp_fc2': (4, 16)}
+    weights = {p + name: floats(rng, *shape) for p in prefixes for name, shape in shapes.items()}
+    xs = floats(rng, 3, 4)
+
+    def run(want_grads):
+        sd = {name: values(ns, w) for name, w in weights.items()}
+        inputs = values(ns, xs)
+        caches = [[[] for _ in range(n_layer)] if n_layer else [] for _ in 'kv']   # keys, values
+        with patched(ns, state_dict=sd, n_embd=4, n_head=1, head_dim=4, n_layer=n_layer,
+                     rmsnorm=stand_in_rmsnorm, attention=stand_in_attention,
+                     multi_head_attention=stand_in_attention):
+            outs = [ns[function](x, *caches) for x in inputs]
+        if not want_grads:
+            lengths = [len(c) for c in caches[0]] if n_layer else len(caches[0])
+            return [[[o.data for o in out] for out in outs], lengths]
+        for out in outs:
+            backprop(out, [0.4, -0.6, 0.9, 0.2])
+        return [grads(inputs), grads(sd)]
+
+    return [(f'{function}: outputs at 3 positions and cache lengths', 1e-9, lambda: run(False)),
+            (f'{function}: gradients of every weight and input', 1e-7, lambda: run(True))]
+
+
+def probe_transformer_block(ns):
+    return transformer_probe(ns, 'transformer_block', 0)
+
+
+# --- stage 4 ------------------------------------------------------------------------------------
+
+def probe_multi_head_attention(ns):
+    rng = random.Random(17)
+    q, keys, vals = floats(rng, 8), floats(rng, 3, 8), floats(rng, 3, 8)
+
+    def run(n_head, want_grads):
+        inputs = {'q': values(ns, q), 'keys': values(ns, keys), 'values': values(ns, vals)}
+        with patched(ns, attention=stand_in_attention, n_head=n_head, head_dim=8 // n_head,
+                     n_embd=8):
+            out = ns['multi_head_attention'](inputs['q'], inputs['keys'], inputs['values'])
+        if not want_grads:
+            return [o.data for o in out]
+        backprop(out, floats(random.Random(1), 8))
+        return grads(inputs)
+
+    return [('multi_head_attention with 2 heads of 4', 1e-9, lambda: run(2, False)),
+            ('multi_head_attention with 4 heads of 2', 1e-9, lambda: run(4, False)),
+            ('gradient of multi_head_attention (4 heads) wrt q, keys, values', 1e-7,
+             lambda: run(4, True))]
+
+
+def probe_transformer_layers(ns):
+    return transformer_probe(ns, 'transformer_layers', 1) + \
+        transformer_probe(ns, 'transformer_layers', 3)
+
+
+# --- stage 5 ------------------------------------------------------------------------------------
+
+def probe_adam_update(ns):
+    def run(beta1, beta2, steps):
+        rng = random.Random(23)
+        params = values(ns, floats(rng, 4))
+        adam_m = [0.0] * 4
+        adam_v = [0.0] * 4
+        trace = []
+        with patched(ns, params=params, adam_m=adam_m, adam_v=adam_v, beta1=beta1,
+                     beta2=beta2, eps_adam=1e-8):
+            for step in range(steps):
+                for p, g in zip(params, floats(rng, 4)):
+                    p.grad = g
+                ns['adam_update'](0.01 * (steps - step), step)
+                trace.append([[p.data for p in params], [p.grad for p in params],
+                              list(adam_m), list(adam_v)])
+        return trace
+
+    return [('adam_update: one step', 1e-9, lambda: run(0.9, 0.999, 1)),
+            ('adam_update: three steps', 1e-9, lambda: run(0.85, 0.99, 3))]
+
+
+def probe_lr_schedule(ns):
+    def run(learning_rate, num_steps):
+        with patched(ns, learning_rate=learning_rate, num_steps=num_steps):
+            return [ns['lr_schedule'](step) for step in range(num_steps)]
+
+    return [('lr_schedule over 100 steps from 0.01', 1e-12, lambda: run(0.01, 100)),
+            ('lr_schedule over 7 steps from 0.3', 1e-12, lambda: run(0.3, 7))]

@@ -87,36 +87,35 @@ EXERCISES = [
     Exercise('0.1', 0, 'count_pair', 'Fill the bigram count table', 15,
              'turn data into a model by counting: a row of counts is a next-token distribution',
              'Write `count_pair(token_id, target_id)`: record that `target_id` followed '
-             '`token_id` once more. Update `counts` (row = the current token, column = the next '
-             'one) and keep `row_totals[token_id]` equal to the sum of that row. The training '
-             'loop calls it for every pair of neighbouring tokens.',
-             [Extract('        row[target_id] += 1', '        row_totals[token_id] += 1',
-                      '        count_pair(token_id, target_id)', 'count_pair(token_id, target_id)',
+             '`token_id` once more in `counts` (row = the current token, column = the next '
+             'one). The training loop calls it for every pair of neighbouring tokens; `bigram` '
+             'turns a row of counts into probabilities.',
+             [Extract('        counts[tokens[pos_id]][tokens[pos_id + 1]] += 1   # training, for '
+                      'this model: counting', '        counts[tokens[pos_id]][tokens[pos_id + 1]] '
+                      '+= 1   # training, for this model: counting',
+                      '        count_pair(tokens[pos_id], tokens[pos_id + 1])',
+                      'count_pair(token_id, target_id)',
                       'Record one more occurrence of target_id right after token_id.',
-                      'add 1 to the right entry of counts, and keep row_totals in step',
-                      solution='counts[token_id][target_id] += 1\n'
-                               'row_totals[token_id] += 1\n')]),
+                      'add 1 to the right entry of counts',
+                      solution='counts[token_id][target_id] += 1\n')]),
     Exercise('0.2', 0, 'doc_loss', 'The average negative log-likelihood', 20,
              'the loss: how surprised the model is by each next token, in nats',
              'Write the body of `doc_loss(tokens)`: for each of the first '
-             '`n = min(block_size, len(tokens) - 1)` positions, the probability the count table '
-             'gives to the token that really comes next is `counts[a][b] / row_totals[a]`; return '
-             'the mean over those positions of `-log` of that probability.',
+             '`n = min(block_size, len(tokens) - 1)` positions, the probability the model gives '
+             'to the token that really comes next is `bigram(a)[b]`; return the mean over those '
+             'positions of `-log` of that probability.',
              [Body('doc_loss', 'return the mean of -log p(next token) over the first n '
                                'positions')]),
     Exercise('0.3', 0, 'sample_next', 'Sampling from a row', 15,
              'generation: a name is drawn one token at a time from the model\'s distribution',
-             'Write `sample_next(token_id)`: draw the next token at random, each token `b` with '
-             'probability proportional to `counts[token_id][b]` (hint: `random.choices` takes '
-             '`weights`). Do not always take the most likely token: the samples would all be the '
-             'same name.',
-             [Extract('        token_id = random.choices(range(vocab_size), '
-                      'weights=counts[token_id])[0]',
-                      '        token_id = random.choices(range(vocab_size), '
-                      'weights=counts[token_id])[0]',
-                      '        token_id = sample_next(token_id)', 'sample_next(token_id)',
-                      'A random next token, drawn in proportion to row token_id of counts.',
-                      'draw one token id from range(vocab_size), weighted by counts[token_id]',
+             'Write `sample_next(probs)`: draw the next token at random, each token `b` with '
+             'probability `probs[b]` (hint: `random.choices` takes `weights`). Do not always '
+             'take the most likely token: the samples would all be the same name.',
+             [Extract('        token_id = random.choices(range(vocab_size), weights=probs)[0]',
+                      '        token_id = random.choices(range(vocab_size), weights=probs)[0]',
+                      '        token_id = sample_next(probs)', 'sample_next(probs)',
+                      'A random next token id, token b drawn with probability probs[b].',
+                      'draw one token id from range(vocab_size), weighted by probs',
                       returns='token_id')]),
     Exercise('1.1', 1, 'softmax_ce_grad', 'The gradient of softmax + cross-entropy', 30,
              'derive the famous "probs minus one-hot" gradient that starts every backward pass',
@@ -219,7 +218,7 @@ EXERCISES = [
              'to its own input* (the residual connection). Return the new `x`.',
              [Extract('    # attention: gather information from this and the earlier positions',
                       '    x = [a + b for a, b in zip(x, x_residual)]\n'
-                      '    logits = linear(x, state_dict[\'lm_head\'])   # (vocab_size,)',
+                      '    return linear(x, state_dict[\'lm_head\'])   # (vocab_size,) logits',
                       '    x = transformer_block(x, keys, values)',
                       'transformer_block(x, keys, values)',
                       'Attention then MLP, each with a residual connection; appends this '
@@ -259,7 +258,7 @@ EXERCISES = [
              'Use `multi_head_attention` (exercise 4.1) for the heads.',
              [Extract('    for i in range(n_layer):',
                       '        x = [a + b for a, b in zip(x, x_residual)]\n'
-                      '    logits = linear(x, state_dict[\'lm_head\'])   # (vocab_size,)',
+                      '    return linear(x, state_dict[\'lm_head\'])   # (vocab_size,) logits',
                       '    x = transformer_layers(x, keys, values)',
                       'transformer_layers(x, keys, values)',
                       'The transformer block n_layer times: layer i uses the layer{i}.* weights '
@@ -295,12 +294,12 @@ for _ex in EXERCISES:
 BY_ID = {ex.id: ex for ex in EXERCISES}
 
 # settings that keep the grader's run of a stage's code tiny (it never trains)
-TINY = {0: 'num_samples = 0\n',
+TINY = {0: 'num_steps = 1\nnum_samples = 0\n',
         1: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\n',
         2: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\n',
-        3: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\nhead_dim = n_embd\n',
-        4: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\nn_head = 2\nhead_dim = 2\nn_layer = 1\n',
-        5: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\nn_head = 2\nhead_dim = 2\nn_layer = 1\n'}
+        3: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\n',
+        4: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\nn_head = 2\nn_layer = 1\n',
+        5: 'num_steps = 1\nnum_samples = 0\nn_embd = 4\nn_head = 2\nn_layer = 1\n'}
 
 
 class ExerciseError(Exception):
@@ -676,7 +675,7 @@ def grader_context(stage, root=ROOT):
         if meta.get('source') == 'script' and meta.get('section') in GRADER_SECTIONS:
             continue
         parts.append((meta.get('section', ''), cell['source']))
-        if meta.get('section') == 'command line' and meta.get('source') == 'script':
+        if meta.get('section') == 'settings' and meta.get('source') == 'script':
             parts.append(('tiny settings', TINY[stage]))
     return parts
 

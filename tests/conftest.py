@@ -46,7 +46,7 @@ def _exec(code, i, ns, argv):
 
 def load_stage(i, argv=(), upto="training"):
     """Namespace of stage i after running every section before section `upto` (upto=None:
-    the whole script), with command-line flags `argv`. ns['_stdout'] holds what it printed."""
+    the whole script), with command-line settings `argv` (--name=value). ns['_stdout'] holds what it printed."""
     sections = stages.read_sections(i)
     names = [name for name, _ in sections]
     if upto is not None and upto not in names:
@@ -70,14 +70,15 @@ def run_section(ns, i, name):
 
 
 def small_args(i, data, n_embd=8):
-    """Flags for a small, fast model of stage i that trains on the file `data`."""
-    args = ["--data", str(data)]
+    """Settings (--name=value) for a small, fast model of stage i that trains on the file
+    `data`."""
+    args = [f"--data_path={data}"]
     if i >= 1:
-        args += ["--n-embd", str(n_embd)]
+        args.append(f"--n_embd={n_embd}")
     if i >= 3:
-        args += ["--block-size", "8"]
+        args.append("--block_size=8")
     if i >= 4:
-        args += ["--n-head", "2"]
+        args.append("--n_head=2")
     return args
 
 

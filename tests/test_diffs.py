@@ -150,6 +150,18 @@ def test_each_diff_applies_with_patch(k, tmp_path):
     assert out.read_bytes() == stages.stage_path(k + 1).read_bytes()
 
 
+# (added, removed) lines of each adjacent diff before issue 9's lean scripts (091f5ef)
+DIFF_COUNTS_BEFORE_ISSUE_9 = {1: (156, 33), 2: (113, 104), 3: (65, 14), 4: (53, 37), 5: (37, 13)}
+
+
+@needs_scripts
+@pytest.mark.parametrize("i", range(1, len(stages.STAGE_FILES)))
+def test_adjacent_diff_is_no_larger_than_before_issue_9(i):
+    added, removed = stages.diff_counts(i)
+    added_before, removed_before = DIFF_COUNTS_BEFORE_ISSUE_9[i]
+    assert added <= added_before and removed <= removed_before, (added, removed)
+
+
 @needs_scripts
 @pytest.mark.parametrize("k", PAIRS)
 def test_html_loads_nothing_from_the_network(k):

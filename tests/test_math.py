@@ -1,6 +1,7 @@
-"""The math of the stage scripts, checked in-process against independent oracles: hand-derived
-and autograd gradients against central differences, stage 2 against stage 1, causality,
-softmax, rmsnorm, the parameter count, one Adam step by hand, and the learning-rate schedule.
+"""The math of the stage scripts, checked in-process against independent oracles: stage 0's
+loss and counts by hand, hand-derived and autograd gradients against central differences,
+stage 2 against stage 1, causality, softmax, rmsnorm, the parameter count, one Adam step by
+hand, and the learning-rate schedule.
 
 Run: python -m pytest -q tests/test_math.py
 """
@@ -20,7 +21,8 @@ def relative_error(analytic, numeric, floor=1e-4):
 
 
 def new_cache(ns):
-    """Empty keys/values caches for one name: one list per layer from stage 4 on."""
+    """Empty keys/values caches for one name: flat lists in stage 3, one per layer from
+    stage 4 on."""
     if "n_layer" in ns:
         return [[] for _ in range(ns["n_layer"])], [[] for _ in range(ns["n_layer"])]
     return [], []
@@ -28,6 +30,65 @@ def new_cache(ns):
 
 def longest_doc(ns):
     return max(ns["train_docs"][:100], key=len)
+
+
+# --- stage 0: counts ---------------------------------------------------------------------------
+def pairs_of(ns, doc):
+    """The (token, next token) pairs of doc that its loss scores: at most block_size."""
+    tokens = ns["encode"](doc)
+    n = min(ns["block_size"], len(tokens) - 1)
+    return [(tokens[k], tokens[k + 1]) for k in range(n)]
+
+
+def train_stage0_on(names_file, docs, num_steps, block_size=16):
+    """Stage 0 loaded up to training, its training names replaced by docs, then its own
+    training section run for num_steps steps. Returns (namespace, counts before training)."""
+    args = [f"--data_path={names_file}", f"--num_steps={num_steps}", f"--block_size={block_size}"]
+    ns = load_stage(0, args, upto="training")
+    ns["train_docs"] = list(docs)
+    counts_before = [list(row) for row in ns["counts"]]
+    run_section(ns, 0, "training")
+    return ns, counts_before
+
+
+def test_stage0_bigram_is_the_normalized_row_of_counts(names_file):
+    ns = load_stage(0, [f"--data_path={names_file}"], upto="training")
+    ns["counts"][3] = [k + 1 for k in range(ns["vocab_size"])]
+    probs = ns["bigram"](3)
+    total = ns["vocab_size"] * (ns["vocab_size"] + 1) / 2
+    assert probs == pytest.approx([(k + 1) / total for k in range(ns["vocab_size"])], rel=1e-15)
+
+
+def test_stage0_scores_a_name_with_the_counts_from_before_it_is_counted(names_file):
+    """'anana' has the pairs (BOS,a) (a,n) (n,a) (a,n) (n,a) (a,BOS): its second (a,n) must be
+    scored before its first is counted. From the add-one start every count is 1, so every
+    probability is 1 / vocab_size and the loss is log(vocab_size), whatever the name."""
+    ns, before = train_stage0_on(names_file, ["anana", "anana"], num_steps=2)
+    V = ns["vocab_size"]
+    assert before == [[1] * V for _ in range(V)]
+    assert ns["losses"][0] == pytest.approx(math.log(V), rel=1e-15)
+    # scoring and counting pair by pair would have given the second (a,n) 2 / (V + 1):
+    fused = (3 * math.log(V) + 2 * math.log((V + 1) / 2) + math.log(V + 2)) / 6
+    assert abs(fused - math.log(V)) > 0.01
+    # the second step scores 'anana' with the counts after one 'anana', by hand: row BOS has
+    # V + 1 counts, (BOS,a) 2 of them; row a V + 3, (a,n) 3 and (a,BOS) 2; row n V + 2, (n,a) 3
+    second = (-math.log(2 / (V + 1)) - 2 * math.log(3 / (V + 3)) - 2 * math.log(3 / (V + 2))
+              - math.log(2 / (V + 3))) / 6
+    assert ns["losses"][1] == pytest.approx(second, rel=1e-15)
+
+
+@pytest.mark.parametrize("doc, block_size", [("anana", 16), ("aaa", 16), ("mississippi", 4)])
+def test_stage0_counts_grow_by_exactly_the_pairs_of_the_name(names_file, doc, block_size):
+    ns, before = train_stage0_on(names_file, [doc], num_steps=1, block_size=block_size)
+    pairs = pairs_of(ns, doc)
+    assert len(pairs) == min(block_size, len(doc) + 1)   # cut at block_size, like the loss
+    expected = [list(row) for row in before]
+    for a, b in pairs:
+        expected[a][b] += 1
+    assert ns["counts"] == expected
+    # and the loss of that step was scored on the counts from before it
+    by_hand = [-math.log(before[a][b] / sum(before[a])) for a, b in pairs]
+    assert ns["losses"] == [pytest.approx(sum(by_hand) / len(by_hand), rel=1e-15)]
 
 
 # --- stage 1: hand-derived gradients ---------------------------------------------------------
@@ -79,14 +140,11 @@ OPS = {  # name: (expression, the same on floats, inputs)
     "mul float": (lambda a: a * 2.0, None, (1.5,)),
     "truediv float": (lambda a: a / 2.0, None, (1.5,)),
     "radd": (lambda a: 2.0 + a, None, (1.5,)),
-    "rsub": (lambda a: 2.0 - a, None, (1.5,)),
-    "rmul": (lambda a: 2.0 * a, None, (1.5,)),
-    "rtruediv": (lambda a: 2.0 / a, None, (1.5,)),
     "log": (lambda a: a.log(), math.log, (1.5,)),
     "exp": (lambda a: a.exp(), math.exp, (-1.5,)),
     "relu positive": (lambda a: a.relu(), lambda a: max(0.0, a), (1.5,)),
     "relu negative": (lambda a: a.relu(), lambda a: max(0.0, a), (-1.5,)),
-    "composite": (lambda a, b: (a * b + b ** 2).exp() / (1.0 - a).log(),
+    "composite": (lambda a, b: (a * b + b ** 2).exp() / (-a + 1.0).log(),
                   lambda a, b: math.exp(a * b + b ** 2) / math.log(1.0 - a), (-0.5, 0.3)),
 }
 
@@ -171,7 +229,7 @@ def test_value_backward_of_a_100000_node_chain_has_no_recursion_error(stage2):
 def test_stage2_losses_equal_stage1_losses(names_file):
     """Same model, same seed: autograd must reproduce the hand-derived backprop step by step.
     Each stage's own training section runs, so its lr schedule and update are the real ones."""
-    args = small_args(1, names_file) + ["--steps", "50"]
+    args = small_args(1, names_file) + ["--num_steps=50"]
     losses1 = load_stage(1, args, upto="evaluation")["losses"]
     losses2 = load_stage(2, args, upto="evaluation")["losses"]
     assert len(losses1) == len(losses2) == 50
@@ -186,7 +244,7 @@ GPT_STAGES = [3, 4, 5]
 def load_gpt(i, names_file, upto="optimizer"):
     args = small_args(i, names_file, n_embd=4)
     if i >= 4:
-        args += ["--n-layer", "2"]
+        args.append("--n_layer=2")
     return load_stage(i, args, upto=upto)
 
 
@@ -283,7 +341,7 @@ def test_default_model_has_4192_parameters(i):
 def test_adam_step_equals_the_formula_by_hand(names_file):
     beta1 = 0.8
     beta2 = 0.95
-    args = small_args(5, names_file, n_embd=4) + ["--beta1", beta1, "--beta2", beta2]
+    args = small_args(5, names_file, n_embd=4) + [f"--beta1={beta1}", f"--beta2={beta2}"]
     ns = load_stage(5, args, upto="training")
     params = ns["params"]
     rng = random.Random(1)
@@ -332,7 +390,8 @@ def test_learning_rate_decays_linearly_from_lr_to_zero(i, names_file):
     """Run the script's own training section with its update function wrapped, and record the
     learning rate it passes at every step."""
     num_steps = 10
-    args = small_args(i, names_file, n_embd=4) + ["--steps", num_steps, "--lr", "0.5"]
+    args = small_args(i, names_file, n_embd=4)
+    args += [f"--num_steps={num_steps}", "--learning_rate=0.5"]
     ns = load_stage(i, args, upto="training")
     name = "adam_update" if i == 5 else "sgd_update"
     update = ns[name]

@@ -1,6 +1,7 @@
 """The shape of the six stage scripts, so that each diff between stages shows one concept:
 the same sections in the same order, untouched sections byte-identical, standard library
-only, short lines, a short docstring, and the glossary names that never get renamed.
+only, short lines, a short docstring, the glossary names that never get renamed, and issue 9's
+budgets: non-blank lines per stage, and the data section within the first 45 lines.
 
 Run: python -m pytest -q tests/test_structure.py
 """
@@ -13,37 +14,42 @@ import pytest
 from conftest import NUM_STAGES, load_stage, small_args, stages
 
 STAGES = range(NUM_STAGES)
-CANONICAL_ORDER = ["preamble", "command line", "data", "tokenizer", "autograd", "parameters",
+CANONICAL_ORDER = ["preamble", "settings", "data", "tokenizer", "autograd", "parameters",
                    "model", "gradients", "optimizer", "training", "evaluation", "sampling"]
 SECTIONS = {  # the sections each stage has
-    0: {"preamble", "command line", "data", "tokenizer", "model", "training", "evaluation",
-        "sampling"},
+    0: {"preamble", "settings", "data", "tokenizer", "parameters", "model", "training",
+        "evaluation", "sampling"},
 }
-SECTIONS[1] = SECTIONS[0] | {"parameters", "gradients", "optimizer"}
+SECTIONS[1] = SECTIONS[0] | {"gradients", "optimizer"}
 SECTIONS[2] = SECTIONS[1] - {"gradients"} | {"autograd"}
 SECTIONS[3] = SECTIONS[2]
 SECTIONS[4] = SECTIONS[2]
 SECTIONS[5] = SECTIONS[2]
 MAY_CHANGE = {  # stage i: the sections that may differ between stage i-1 and stage i
-    1: {"preamble", "command line", "parameters", "model", "gradients", "optimizer", "training",
-        "sampling"},
+    1: {"preamble", "settings", "parameters", "model", "gradients", "optimizer", "training",
+        "evaluation", "sampling"},
     2: {"preamble", "autograd", "parameters", "model", "gradients", "optimizer", "training",
         "evaluation", "sampling"},
-    3: {"preamble", "command line", "parameters", "model"},
-    4: {"preamble", "command line", "parameters", "model", "sampling"},
-    5: {"preamble", "command line", "optimizer", "training"},
+    3: {"preamble", "settings", "parameters", "model", "sampling"},   # the cache arrives
+    4: {"preamble", "settings", "parameters", "model", "sampling"},
+    5: {"preamble", "settings", "optimizer", "training"},
 }
+# Issue 9: non-blank lines at most the reference's (66/157/133/167/174/177) plus 80
+LINE_BUDGET = {0: 146, 1: 237, 2: 213, 3: 247, 4: 254, 5: 257}
+DATA_HEADER_BY_LINE = 45   # a learner meets the data within the first 45 lines
 GLOSSARY = {  # stage: the top-level names it must define (the later stages keep them)
-    0: {"docs", "train_docs", "val_docs", "uchars", "BOS", "vocab_size", "encode", "decode",
-        "block_size", "doc_loss", "loss", "losses", "num_steps"},
+    0: {"docs", "train_docs", "val_docs", "uchars", "BOS", "vocab_size", "encode",
+        "block_size", "doc_loss", "loss", "losses", "num_steps", "seed", "num_samples",
+        "data_path"},
     1: {"state_dict", "matrix", "dot", "linear", "softmax", "gpt", "learning_rate",
         "temperature", "n_embd"},
     2: {"Value", "params"},
     3: {"rmsnorm", "attention", "head_dim"},
     4: {"n_head", "n_layer"},
-    5: {"adam_update", "adam_m", "adam_v", "beta1", "beta2", "eps_adam"},
+    5: {"adam_update", "adam_m", "adam_v", "beta1", "beta2"},
 }
 ONLY_IN = {  # names that belong to some stages only
+    "bigram": {0}, "counts": {0},
     "doc_loss_and_grads": {1}, "linear_backward": {1}, "numerical_grad": {1},
     "gradient_check": {1}, "sgd_update": {1, 2, 3, 4},
 }
@@ -114,6 +120,48 @@ def test_shared_section_is_identical_in_every_stage_that_has_it(name, stage_rang
     assert len(texts) == 1
 
 
+def settings_override(i):
+    """The lines of stage i's settings section from the comment above the --name=value loop
+    on: the same mechanism in every stage (only the checks after it may differ)."""
+    lines = section_texts(i)["settings"].split("\n")
+    start = [n for n, line in enumerate(lines) if line.startswith("# --name=value")]
+    assert len(start) == 1, "the settings section has no '# --name=value ...' comment"
+    loop = lines[start[0]:]
+    end = [n for n, line in enumerate(loop) if line.startswith("if ")][0]   # the first check
+    return "\n".join(loop[:end])
+
+
+def test_settings_override_is_identical_in_every_stage():
+    texts = {settings_override(i) for i in STAGES}
+    assert len(texts) == 1
+    assert "sys.exit(f'error: unknown setting" in texts.pop()
+
+
+@pytest.mark.parametrize("i", STAGES)
+def test_non_blank_lines_are_within_the_budget_of_issue_9(i):
+    lines = [line for line in stages.read_stage(i).split("\n") if line.strip()]
+    assert len(lines) <= LINE_BUDGET[i]
+
+
+@pytest.mark.parametrize("i", STAGES)
+def test_data_section_starts_within_the_first_45_lines(i):
+    lines = stages.read_stage(i).split("\n")
+    assert lines.count("# === data ===") == 1
+    assert lines.index("# === data ===") + 1 <= DATA_HEADER_BY_LINE
+
+
+def test_every_section_header_reads_the_same_in_every_stage():
+    """One header format, and the same text for a section wherever it appears: a header is
+    exactly '# === name ===', so a section name spelled two ways would show up twice here."""
+    headers = {}
+    for i in STAGES:
+        for line in stages.read_stage(i).split("\n"):
+            if line.startswith("# ==="):
+                headers.setdefault(line, set()).add(i)
+    names = {line.removeprefix("# === ").removesuffix(" ===") for line in headers}
+    assert names == set(CANONICAL_ORDER) - {"preamble"}, headers
+
+
 @pytest.mark.parametrize("i", STAGES)
 def test_script_imports_only_the_standard_library(i):
     modules = []
@@ -171,7 +219,7 @@ def expected_state_dict_keys(i, n_layer):
 
 @pytest.mark.parametrize("i", range(1, NUM_STAGES))
 def test_state_dict_keys_follow_the_glossary(i, names_file):
-    args = small_args(i, names_file, n_embd=4) + (["--n-layer", "2"] if i >= 4 else [])
+    args = small_args(i, names_file, n_embd=4) + (["--n_layer=2"] if i >= 4 else [])
     ns = load_stage(i, args, upto="model")
     assert list(ns["state_dict"]) == expected_state_dict_keys(i, n_layer=2)
     if i >= 2:   # params is every entry of every matrix, in state_dict order

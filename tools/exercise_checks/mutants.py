@@ -6,8 +6,8 @@ gradients are wrong). tests/test_grader.py proves each is caught, and
 WRONG = {
     '0.1': [('counts[token_id][target_id] += 1', 'counts[target_id][token_id] += 1')],
     '0.2': [('return sum(losses) / n', 'return sum(losses)')],
-    '0.3': [('token_id = random.choices(range(vocab_size), weights=counts[token_id])[0]',
-             'token_id = max(range(vocab_size), key=lambda b: counts[token_id][b])')],
+    '0.3': [('token_id = random.choices(range(vocab_size), weights=probs)[0]',
+             'token_id = max(range(vocab_size), key=lambda b: probs[b])')],
     '1.1': [('dlogits = [p / n for p in probs]', 'dlogits = [p for p in probs]')],
     '1.2': [('dwte_row[j] += g', 'dwte_row[j] = g'),
             ('dh_pre = [dhi if hi > 0 else 0.0 for dhi, hi in zip(dh, h_pre)]', 'dh_pre = dh')],

@@ -34,7 +34,7 @@ def grads(x):
 
 def backprop(out, coefficients):
     """loss = sum of coefficient * output, then backward(), so every output gets a gradient."""
-    loss = sum(c * o for c, o in zip(coefficients, out))
+    loss = sum(o * c for c, o in zip(coefficients, out))   # Value * number: no __rmul__
     loss.backward()
 
 
@@ -56,11 +56,10 @@ def stand_in_attention(q, keys, values):
 def probe_count_pair(ns):
     def run(pairs, vocab):
         counts = [[1] * vocab for _ in range(vocab)]
-        row_totals = [vocab] * vocab
-        with patched(ns, counts=counts, row_totals=row_totals, vocab_size=vocab):
+        with patched(ns, counts=counts, vocab_size=vocab):
             for a, b in pairs:
                 ns['count_pair'](a, b)
-        return [counts, row_totals]
+        return counts
 
     rng = random.Random(7)
     pairs = [(rng.randrange(4), rng.randrange(4)) for _ in range(60)]
@@ -70,11 +69,12 @@ def probe_count_pair(ns):
 
 
 def probe_doc_loss(ns):
-    counts = [[2, 1, 1, 4], [1, 3, 2, 2], [5, 1, 1, 1], [1, 1, 6, 1]]
+    table = [[0.25, 0.125, 0.125, 0.5], [0.125, 0.375, 0.25, 0.25], [0.625, 0.125, 0.125, 0.125],
+             [1 / 9, 1 / 9, 2 / 3, 1 / 9]]
 
     def run(tokens, block_size):
-        with patched(ns, counts=counts, row_totals=[sum(r) for r in counts],
-                     block_size=block_size, vocab_size=4):
+        with patched(ns, bigram=lambda token_id: list(table[token_id]), block_size=block_size,
+                     vocab_size=4):
             return ns['doc_loss'](tokens)
 
     return [('doc_loss of 4 tokens', 1e-9, lambda: run([2, 0, 1, 2], 16)),
@@ -83,16 +83,16 @@ def probe_doc_loss(ns):
 
 
 def probe_sample_next(ns):
-    counts = [[0, 0, 0, 0], [2, 0, 1, 5], [1, 1, 1, 1], [0, 9, 0, 0]]
-
-    def frequencies(token_id, draws):
+    def frequencies(probs, draws):
         random.seed(99)
-        with patched(ns, counts=counts, row_totals=[sum(r) for r in counts], vocab_size=4):
-            got = [ns['sample_next'](token_id) for _ in range(draws)]
+        with patched(ns, vocab_size=4):
+            got = [ns['sample_next'](list(probs)) for _ in range(draws)]
         return [got.count(t) / draws for t in range(4)]
 
-    return [('frequencies of sample_next(1) in 8000 draws', 0.03, lambda: frequencies(1, 8000)),
-            ('frequencies of sample_next(3) (row [0, 9, 0, 0])', 0, lambda: frequencies(3, 30))]
+    return [('frequencies of sample_next([0.25, 0, 0.125, 0.625]) in 8000 draws', 0.03,
+             lambda: frequencies([0.25, 0.0, 0.125, 0.625], 8000)),
+            ('frequencies of sample_next([0, 1, 0, 0])', 0,
+             lambda: frequencies([0.0, 1.0, 0.0, 0.0], 30))]
 
 
 # --- stage 1 ------------------------------------------------------------------------------------

@@ -17,23 +17,22 @@ def vmat(ns, rows):
 
 def check_count_pair(ns):
     counts = [[1, 1, 1], [1, 1, 1], [1, 1, 1]]   # a 3-token vocabulary, add-one smoothed
-    row_totals = [3, 3, 3]
-    with patched(ns, counts=counts, row_totals=row_totals, vocab_size=3):
+    with patched(ns, counts=counts, vocab_size=3):
         ns['count_pair'](0, 2)
         ns['count_pair'](0, 2)
         ns['count_pair'](2, 1)
     expect_close('counts[0][2] after counting the pair (0 then 2) twice', counts[0][2], 3)
     expect_close('counts[2][0] (the pair 2 then 0 was never counted)', counts[2][0], 1)
     expect_close('counts[2][1] after counting the pair (2 then 1) once', counts[2][1], 2)
-    expect_close('row_totals (each must stay the sum of its row)', row_totals, [5, 3, 4])
+    expect_close('counts (nothing else changes)', counts, [[1, 1, 3], [1, 1, 1], [1, 2, 1]])
 
 
 def check_doc_loss(ns):
-    counts = [[1, 2, 5], [3, 1, 4], [2, 2, 2]]
-    row_totals = [8, 8, 6]
+    table = [[1 / 8, 2 / 8, 5 / 8], [3 / 8, 1 / 8, 4 / 8], [2 / 6, 2 / 6, 2 / 6]]
     tokens = [2, 0, 1, 2]   # 3 predictions: 2 -> 0, 0 -> 1, 1 -> 2
     # the probabilities of the 3 next tokens are 2/6, 2/8 and 4/8; their product is 1/24
-    with patched(ns, counts=counts, row_totals=row_totals, block_size=16, vocab_size=3):
+    with patched(ns, bigram=lambda token_id: list(table[token_id]), block_size=16,
+                 vocab_size=3):
         got = ns['doc_loss'](tokens)
     expect_close('doc_loss([2, 0, 1, 2])', got, math.log(24) / 3,
                  want_text='-log(2/6 * 2/8 * 4/8) / 3 = log(24) / 3 = 1.05936 (the mean over '
@@ -41,23 +40,22 @@ def check_doc_loss(ns):
 
 
 def check_sample_next(ns):
-    counts = [[1, 1, 1], [1, 0, 3], [0, 0, 7]]
     state = random.getstate()
     random.seed(1234)
     try:
-        with patched(ns, counts=counts, row_totals=[3, 4, 7], vocab_size=3):
-            always = [ns['sample_next'](2) for _ in range(50)]
-            draws = [ns['sample_next'](1) for _ in range(4000)]
+        with patched(ns, vocab_size=3):
+            always = [ns['sample_next']([0.0, 0.0, 1.0]) for _ in range(50)]
+            draws = [ns['sample_next']([0.25, 0.0, 0.75]) for _ in range(4000)]
     finally:
         random.setstate(state)
     bad = [d for d in always + draws if d not in (0, 1, 2)]
     expect(not bad, f'sample_next should return a token id 0, 1 or 2; you returned {bad[:1]}')
-    expect(set(always) == {2}, 'row 2 of counts is [0, 0, 7], so sample_next(2) should always '
-                               f'return 2; you returned {sorted(set(always))}')
+    expect(set(always) == {2}, 'sample_next([0, 0, 1]) should always return 2; you returned '
+                               f'{sorted(set(always))}')
     freq = [draws.count(t) / len(draws) for t in range(3)]
     expect(abs(freq[0] - 0.25) < 0.04 and freq[1] == 0 and abs(freq[2] - 0.75) < 0.04,
-           'row 1 of counts is [1, 0, 3], so sample_next(1) should return 0, 1, 2 with '
-           f'probabilities 0.25, 0, 0.75; in 4000 draws yours did {show(freq)}')
+           'sample_next([0.25, 0, 0.75]) should return 0, 1, 2 with probabilities 0.25, 0, '
+           f'0.75; in 4000 draws yours did {show(freq)}')
 
 
 def check_softmax_ce_grad(ns):
@@ -204,7 +202,7 @@ def check_rmsnorm(ns):
     xs = [Value(v) for v in x]
     out = ns['rmsnorm'](xs)
     expect(all(hasattr(o, 'backward') for o in out), 'rmsnorm should return a list of Values')
-    loss = sum(w * o for w, o in zip(weights, out))
+    loss = sum(o * w for w, o in zip(weights, out))   # Value * number: no __rmul__
     loss.backward()
     eps = 1e-6
     want = []

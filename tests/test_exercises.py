@@ -143,6 +143,25 @@ def test_handout_does_not_link_to_a_companion_notebook_script_or_diff(stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_handout_fetches_only_the_data_and_never_reads_or_runs_a_script(stage, tmp_path,
+                                                                         monkeypatch):
+    import urllib.request
+    nb = json.loads((stages.ROOT / exercises.OUT_DIR / exercises.handout_name(stage)).read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not [src for src in code if "open(__file__" in src or "subprocess" in src]
+    fetched = []
+
+    def fake_urlretrieve(url, filename):   # stands in for the network
+        fetched.append(url)
+        shutil.copy(stages.ROOT / "data" / "names.txt", filename)
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", fake_urlretrieve)
+    monkeypatch.chdir(tmp_path)   # outside the repository, as in Colab
+    exec(next(src for src in code if src.startswith("# notebook-only: setup")), {})
+    assert [url.rsplit("/main/", 1)[1] for url in fetched] == ["data/names.txt"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_check_cells_pass_on_solutions_and_say_not_done_on_stubs(stage):
     ids = [ex.id for ex in exercises.stage_exercises(stage)]
     solved = run_check_cells(exercises.build_handout(stage, "solution"), stage)

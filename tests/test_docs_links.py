@@ -1,0 +1,40 @@
+"""The Markdown pages point at files that exist: every relative link in every .md file of the
+repository (README, glossary, model diagrams, folder READMEs) resolves, and the README's test
+command is the one CI runs.
+
+Run: python -m pytest -q tests/test_docs_links.py
+"""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LINK = re.compile(r"\]\(([^)\s]+)\)")   # [text](target)
+
+
+def markdown_pages():
+    return sorted(path for path in ROOT.rglob("*.md")
+                  if not {".git", ".pytest_cache"} & set(path.relative_to(ROOT).parts))
+
+
+def relative_links(text):
+    text = re.sub(r"```.*?```", "", text, flags=re.S)   # a diagram or command is not a link
+    targets = LINK.findall(text)
+    return [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    broken = []
+    checked = 0
+    for page in markdown_pages():
+        for target in relative_links(page.read_text(encoding="utf-8")):
+            checked += 1
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert checked > 100   # README, glossary and diagrams link every script and notebook
+    assert not broken, broken
+
+
+def test_readme_test_command_is_what_ci_runs():
+    command = "pip install -r requirements-dev.txt && python -m pytest -q"
+    assert command in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()

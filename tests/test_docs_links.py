@@ -17,7 +17,7 @@ def markdown_pages():
 
 
 def relative_links(text):
-    text = re.sub(r"```.*?```", "", text, flags=re.S)   # a diagram or command is not a link
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)   # code blocks hold no links
     targets = LINK.findall(text)
     return [t for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
 

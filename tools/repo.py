@@ -7,8 +7,7 @@ read, and the command that moves them all to another repository without re-execu
                                            origin` (a github.com remote)
   python tools/repo.py --check             fail if a link in a published file names another
                                            repository
-Links are rewritten in place in README.md, notebooks/README.md, notebooks/*.ipynb and
-notebooks/exercises/*.ipynb. The repository's name is not part of the notebooks' source hash
+Links are rewritten in place in every Markdown page and notebook (outside hidden folders). The repository's name is not part of the notebooks' source hash
 (tools/make_notebooks.py hashes their cells with the name replaced by PLACEHOLDER), so their
 stored outputs stay fresh. Standard library only; import it as `import repo` from tools/.
 """
@@ -23,7 +22,7 @@ GITHUB_BRANCH = 'main'
 COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
 PLACEHOLDER = 'OWNER/NAME'   # what the notebooks' source hash sees instead of GITHUB_REPO
 ROOT = Path(__file__).resolve().parent.parent
-PUBLISHED = ['README.md', 'notebooks/README.md', 'notebooks/*.ipynb', 'notebooks/exercises/*.ipynb']
+PUBLISHED = ['**/*.md', '**/*.ipynb']   # every page and notebook, outside hidden folders
 # what comes right before an owner/name: the URL forms the tools write, and the setup cell's
 # `GITHUB_REPO = '...'` line in every notebook
 PREFIXES = r"(https://github\.com/|https://colab\.research\.google\.com/github/|" \
@@ -49,7 +48,8 @@ def named_repos(text):
 
 
 def published_files(root=ROOT):
-    return [path for pattern in PUBLISHED for path in sorted(Path(root).glob(pattern))]
+    return [path for pattern in PUBLISHED for path in sorted(Path(root).glob(pattern))
+            if not any(part.startswith('.') for part in path.relative_to(root).parts)]
 
 
 def from_git(root=ROOT):

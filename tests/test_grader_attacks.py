@@ -173,7 +173,8 @@ def graded_class(request, tmp_path_factory):
     if request.param == "unprivileged_user":
         python = nobody_python()
         if python is None:
-            pytest.skip("not root: the tests' own user is already the unprivileged path")
+            pytest.skip("needs root, setpriv and a Python 3.11+ that uid 65534 can run "
+                        "(not root: the tests' own user is the unprivileged path)")
         patch = pytest.MonkeyPatch()
         patch.setattr(grade, "LAUNCHER", ["setpriv", "--reuid=65534", "--regid=65534",
                                           "--clear-groups"])

@@ -370,23 +370,22 @@ def score(ex, reference, answer):
     the untrusted answer matches (never more than the exercise's points)."""
     if answer['cell']:
         return 0.0, answer['cell'][:300]
-    failures = []
+    failures = []   # (case, what was wrong)
     for label, want in reference['cases'].items():
         got = answer['cases'].get(label)
         if not isinstance(got, dict) or ('value' not in got and 'error' not in got):
-            failures.append(f'{label}: no answer')
+            failures.append((label, 'no answer'))
         elif 'value' not in got:
-            failures.append(f'{label}: {str(got["error"])[:200]}')
-        else:
-            problem = mismatch(got['value'], want['value'], want['tolerance'])
-            if problem:
-                failures.append(f'{label}: {problem}')
+            failures.append((label, str(got['error'])[:200]))
+        elif problem := mismatch(got['value'], want['value'], want['tolerance']):
+            failures.append((label, problem))
     passed = len(reference['cases']) - len(failures)
     points = min(float(ex.points), round(ex.points * passed / len(reference['cases']), 2))
-    reasons = {f.split(': ', 1)[1] for f in failures}
-    if passed == 0 and len(reasons) == 1:   # the same error everywhere: say it once
-        return points, reasons.pop()
-    return points, '; '.join(failures)[:1000] or 'all checks passed'
+    problems = {problem for _, problem in failures}
+    if passed == 0 and len(problems) == 1:   # the same error everywhere: say it once
+        return points, problems.pop()
+    return points, '; '.join(f'{label}: {problem}' for label, problem in failures)[:1000] \
+        or 'all checks passed'
 
 
 def load_probes():

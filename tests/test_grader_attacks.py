@@ -164,12 +164,9 @@ def nobody_python():
     return None
 
 
-MODES = ["own_user", "unprivileged_user"]
-
-
-@pytest.fixture(scope="module", params=MODES)
-def graded_class(request, tmp_path_factory):
-    """The attack class, graded; (results, probes.py before grading, probes.py after)."""
+@pytest.fixture(scope="module", params=["own_user", "unprivileged_user"])
+def sandbox_user(request):
+    """Grade as the tests' own user, then (as root) with bwrap started by uid 65534."""
     if request.param == "unprivileged_user":
         python = nobody_python()
         if python is None:
@@ -180,7 +177,14 @@ def graded_class(request, tmp_path_factory):
                                           "--clear-groups"])
         patch.setattr(grade, "SANDBOX_PYTHON", python)
         request.addfinalizer(patch.undo)
-    tmp = tmp_path_factory.mktemp(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def graded_class(sandbox_user, tmp_path_factory):
+    """The attack class, graded; (results, probes.py before grading, probes.py after, the
+    reports' folder)."""
+    tmp = tmp_path_factory.mktemp(sandbox_user)
     folder = tmp / "class"
     folder.mkdir()
     (folder / "alice.ipynb").write_text(grade.make_submission(3, "correct"))
@@ -194,6 +198,52 @@ def graded_class(request, tmp_path_factory):
     rows, _ = grade.grade_folder(3, folder, tmp / "grades", timeout=10, quiet=True)
     after = hashlib.sha256(PROBES.read_bytes()).hexdigest()
     return {path.stem: res for path, res in rows}, before, after, tmp / "grades"
+
+
+def test_sandboxed_code_cannot_fork_see_the_grader_reach_files_or_leave_any(sandbox_user):
+    canary = f"/tmp/grader-canary-{os.getpid()}"
+    code = f"""
+import os, socket
+
+
+def attempt(action):
+    try:
+        return str(action())
+    except Exception as e:
+        return type(e).__name__
+
+
+def fork():
+    if os.fork() == 0:
+        os._exit(0)
+    return 'forked'
+
+
+def write(path):
+    with open(path, 'w') as f:
+        f.write('left behind')
+    return 'written'
+
+
+FOUND = {{'fork': attempt(fork), 'uid': attempt(os.getuid),
+         'repository': attempt(lambda: os.listdir({str(stages.ROOT)!r})),
+         'processes': attempt(lambda: len([p for p in os.listdir('/proc') if p.isdigit()])),
+         'network': attempt(lambda: socket.create_connection(('1.1.1.1', 80), timeout=1)),
+         'scratch': attempt(lambda: write({canary!r}))}}
+"""
+    probes = ("def probe_spy(ns):\n"
+              "    return [(k, 0, lambda v=v: v) for k, v in ns['FOUND'].items()]\n")
+    answer, reason = grade.run_job({"context": [], "code": code, "probes": probes,
+                                    "name": "spy"},
+                                   {"timeout": 10, "memory_mb": 1024, "isolated": True})
+    assert reason is None and answer["cell"] is None, (reason, answer)
+    found = {label: case["value"] for label, case in answer["cases"].items()}
+    assert found["fork"] == "BlockingIOError"   # the process limit holds
+    assert found["uid"] == "65534"
+    assert found["repository"] == "FileNotFoundError"
+    assert found["processes"] in ("1", "2")   # bubblewrap's init and itself: not the grader
+    assert found["network"] == "OSError"
+    assert found["scratch"] == "written" and not os.path.exists(canary)
 
 
 @pytest.mark.parametrize("attack", [*ATTACK_CELL, *ATTACK_BODY])

@@ -12,15 +12,16 @@ The verdict is computed here, never in student code. For each student and exerci
 exercise's cell (found by its cell metadata, else the last code cell defining the exercise's
 functions; a .py export is split at `# %%` or `# In[ ]:` lines) runs after the stub handout's
 code in a fresh sandbox: bubblewrap namespaces (no network, no other processes, an empty
-filesystem but for Python, the dataset and a scratch folder that vanishes), as an unprivileged
-uid, with limits on CPU, memory, file size and processes and a wall-clock timeout. There the
-exercise's probe (tools/exercise_checks/probes.py) calls the student's functions on inputs chosen
-by the grader and prints plain data: values and gradients. The same probe runs in the same kind
-of sandbox against the reference solution (the stage script). This process reads each answer up
-to MAX_ANSWER bytes, parses it as JSON and compares it case by case with the reference answer;
-the points are the exercise's points times the share of cases that match. A missing, malformed,
-oversized or late answer scores 0 for that exercise with the reason; a submission that cannot be
-graded at all scores 0 with the reason, and the rest of the class is still graded.
+filesystem but for Python, the dataset and scratch folders that vanish), as uid 65534 (nobody,
+outside too when root grades), with limits on CPU, memory, file size and processes and a
+wall-clock timeout. There the exercise's probe (tools/exercise_checks/probes.py) calls the
+student's functions on inputs chosen by the grader and prints plain data: values and gradients.
+The same probe runs in the same kind of sandbox against the reference solution (the stage
+script). This process reads each answer up to MAX_ANSWER bytes, parses it as JSON and compares
+it case by case with the reference answer; the points are the exercise's points times the share
+of cases that match. A missing, malformed, oversized or late answer scores 0 for that exercise
+with the reason; a submission that cannot be graded at all scores 0 with the reason, and the
+rest of the class is still graded.
 """
 import argparse
 import ast
@@ -47,8 +48,9 @@ ROOT = stages.ROOT
 KEEP_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
                    ast.ClassDef)
 MAX_ANSWER = 1 << 20   # bytes a sandbox may print; more is an oversized answer
+MAX_SUBMISSION = 20 << 20   # bytes of a submitted file; more is not read
 SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
-LAUNCHER = []   # a command that starts bwrap (tests use setpriv to start it as another user)
+LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
 
 # The program each sandbox runs (python -I -S -c RUNNER), reading its job as JSON on stdin and
 # printing {"cell": error or null, "cases": {label: {"value": ...} or {"error": ...}}}.
@@ -59,6 +61,10 @@ job = json.loads(sys.stdin.read())
 import argparse, bisect, collections, contextlib, copy, dataclasses, encodings.utf_8_sig
 import functools, gettext, heapq, itertools, math, operator, random, re, statistics, string
 import time, traceback, zlib
+if job['isolated'] and os.getuid() == 0:   # root's sandbox: become nobody, no capabilities
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
 answer_channel = os.fdopen(os.dup(1), 'w')
 quiet = os.open(os.devnull, os.O_WRONLY)
 os.dup2(quiet, 1)
@@ -149,6 +155,8 @@ EXERCISE_TAG = re.compile(r'exercise\s+(\d+\.\d+)')
 
 def read_submission(path):
     """[(source, exercise ids or None)] for the code cells of a .ipynb or .py file."""
+    if Path(path).stat().st_size > MAX_SUBMISSION:
+        raise ValueError(f'larger than {MAX_SUBMISSION >> 20} MB')
     text = Path(path).read_text(encoding='utf-8', errors='replace')
     if str(path).endswith('.ipynb'):
         return notebook_cells(json.loads(text))
@@ -230,8 +238,13 @@ def sandbox_command(isolated, names_fd):
     python = [SANDBOX_PYTHON, '-I', '-S', '-c', RUNNER]
     if not isolated:
         return python
-    cmd = LAUNCHER + ['bwrap', '--unshare-all', '--die-with-parent', '--new-session',
-                      '--cap-drop', 'ALL', '--ro-bind', '/usr', '/usr']
+    if os.geteuid() == 0 and not LAUNCHER:   # without a user namespace, so RUNNER becomes
+        users = []                              # uid 65534 outside it too (a fork limit holds)
+    else:
+        users = ['--unshare-user', '--uid', '65534', '--gid', '65534']
+    cmd = LAUNCHER + ['bwrap', *users, '--unshare-ipc', '--unshare-pid', '--unshare-net',
+                      '--unshare-uts', '--unshare-cgroup-try', '--die-with-parent',
+                      '--new-session', '--ro-bind', '/usr', '/usr']
     for path in ['/bin', '/lib', '/lib32', '/lib64', '/sbin']:
         if os.path.islink(path):
             cmd += ['--symlink', os.readlink(path), path]
@@ -241,12 +254,14 @@ def sandbox_command(isolated, names_fd):
     for path in sorted({prefix, sys.base_prefix, sys.prefix} if SANDBOX_PYTHON ==
                        sys.executable else {prefix}):
         if path != '/usr' and not path.startswith('/usr/'):
+            parents = list(reversed(Path(path).parents))[1:]   # made traversable for uid 65534
+            cmd += [arg for p in parents for arg in ['--perms', '0755', '--dir', str(p)]]
             cmd += ['--ro-bind', path, path]
-    return cmd + ['--proc', '/proc', '--dev', '/dev', '--size', str(16 << 20), '--tmpfs', '/tmp',
-                  '--size', str(16 << 20), '--tmpfs', '/job', '--ro-bind-data', str(names_fd),
+    scratch = ['--size', str(16 << 20), '--perms', '01777', '--tmpfs']   # writable, vanishes
+    return cmd + ['--proc', '/proc', '--dev', '/dev', *scratch, '/tmp', *scratch, '/job',
+                  '--ro-bind-data', str(names_fd),
                   '/job/data/names.txt', '--chdir', '/job', '--clearenv', '--setenv', 'LANG',
-                  'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0', '--uid', '65534', '--gid',
-                  '65534', '--'] + python
+                  'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0', '--'] + python
 
 
 def isolation_problem():
@@ -285,7 +300,8 @@ def read_bounded(fd, limit, deadline):
 def run_job(job, settings):
     """Run one job (context, code, probes, exercise name) in a fresh sandbox:
     (answer dict, None) or (None, the reason for 0 points)."""
-    payload = json.dumps(dict(job, memory_mb=settings['memory_mb'], cpu_s=settings['timeout']))
+    payload = json.dumps(dict(job, memory_mb=settings['memory_mb'], cpu_s=settings['timeout'],
+                              isolated=settings['isolated']))
     folder = None if settings['isolated'] else tempfile.mkdtemp(prefix='grade-')
     names = os.open(ROOT / 'data' / 'names.txt', os.O_RDONLY)
     try:

@@ -201,6 +201,7 @@ def graded_class(sandbox_user, tmp_path_factory):
 
 
 def test_sandboxed_code_cannot_fork_see_the_grader_reach_files_or_leave_any(sandbox_user):
+    """What the sandbox itself forbids, asked from inside it."""
     canary = f"/tmp/grader-canary-{os.getpid()}"
     code = f"""
 import os, socket
@@ -229,7 +230,8 @@ FOUND = {{'fork': attempt(fork), 'uid': attempt(os.getuid),
          'repository': attempt(lambda: os.listdir({str(stages.ROOT)!r})),
          'processes': attempt(lambda: len([p for p in os.listdir('/proc') if p.isdigit()])),
          'network': attempt(lambda: socket.create_connection(('1.1.1.1', 80), timeout=1)),
-         'scratch': attempt(lambda: write({canary!r}))}}
+         'scratch': attempt(lambda: write({canary!r})),
+         'setuid programs': attempt(lambda: 'NoNewPrivs:\t1' in open('/proc/self/status').read())}}
 """
     probes = ("def probe_spy(ns):\n"
               "    return [(k, 0, lambda v=v: v) for k, v in ns['FOUND'].items()]\n")
@@ -244,6 +246,7 @@ FOUND = {{'fork': attempt(fork), 'uid': attempt(os.getuid),
     assert found["processes"] in ("1", "2")   # bubblewrap's init and itself: not the grader
     assert found["network"] == "OSError"
     assert found["scratch"] == "written" and not os.path.exists(canary)
+    assert found["setuid programs"] == "True"   # no_new_privs: su or mount give nothing
 
 
 @pytest.mark.parametrize("attack", [*ATTACK_CELL, *ATTACK_BODY])

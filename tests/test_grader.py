@@ -141,3 +141,14 @@ def test_bad_input_is_a_one_line_error(args, message):
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith(message)
     assert "Traceback" not in proc.stderr
+
+
+def test_points_never_exceed_the_exercise_s_points():
+    ex = exercises.BY_ID["3.2"]
+    reference = {"cell": None, "cases": {"a": {"value": [1.0, 2.0], "tolerance": 1e-9},
+                                         "b": {"value": 3.0, "tolerance": 1e-9}}}
+    answer = {"cell": None, "cases": {**reference["cases"],
+                                      **{f"extra {k}": {"value": 1.0} for k in range(50)}}}
+    assert grade.score(ex, reference, answer) == (10.0, "all checks passed")
+    answer["cases"]["b"] = {"value": 3.5}
+    assert grade.score(ex, reference, answer) == (5.0, "b: yours 3.5, expected 3")

@@ -1,7 +1,9 @@
 """Tests for the measured figures: tools/benchmark.py (benchmarks/*.json) and
 tools/readme_figures.py (the generated tables of README.md). The README's tables are fresh,
-results.json measured the current scripts, each figure lands in its own column, and the
-benchmark worker counts the graph of the stage's own loss (more nodes before the fused dot).
+results.json, seeds.json and paired.json measured the current scripts, each figure lands in its
+own column, the benchmark worker counts the graph of the stage's own loss (more nodes before the
+fused dot), and the scripts train to the same per-step losses as at the revisions that promised
+it (issue 5's fused dot, issue 9's lean rewrite).
 
 Run: python -m pytest -q tests/test_figures.py
 """
@@ -21,7 +23,11 @@ import readme_figures  # noqa: E402
 import repo  # noqa: E402
 import stages  # noqa: E402
 
-TINY = {2: ["--n-embd", "4"], 5: ["--n-embd", "8", "--n-head", "2", "--block-size", "8"]}
+TINY = {2: ["--n_embd=4"], 5: ["--n_embd=8", "--n_head=2", "--block_size=8"]}
+EQUIVALENT_REVS = {  # revision: the stages whose every per-step loss must be the same now
+    benchmark.BEFORE_REV: [2, 3, 4, 5],   # issue 5: the fused dot node changes no number
+    benchmark.LEAN_REV: [1, 2, 3, 4, 5],   # issue 9: the lean scripts train as before
+}
 
 
 def has_revision(rev):
@@ -73,7 +79,7 @@ def test_course_table_puts_each_figure_in_its_column():
         results["stages"].append({
             "stage": k, "file": name, "num_params": 1000 + k, "lines": 200 + k,
             "val_loss": 2.5 + k / 100, "train_loss_last50": 2.7 + k / 100,
-            "train_time_s": 40.0 + k, "sha256": "x"})
+            "cpu_s": 40.0 + k, "sha256": "x"})
     diff_counts = {k: (10 * k, k) for k in range(1, 6)}
     markdown = readme_figures.render_course_table(results, diff_counts)
     rows = table_rows(markdown)
@@ -87,7 +93,7 @@ def test_course_table_puts_each_figure_in_its_column():
     assert row["change vs previous"] == "[+30 / -3](diffs/train2_to_train3.diff)"
     assert row["val loss"] == "2.5300"
     assert row["train loss (last 50)"] == "2.7300"
-    assert row["train time"] == "43.0 s"
+    assert row["run time (CPU)"] == "43.0 s"
     notebook = "notebooks/train3_single_head.ipynb"
     assert row["notebook"].startswith(f"[train3_single_head.ipynb]({notebook})")
     colab = f"github/{repo.GITHUB_REPO}/blob/{repo.GITHUB_BRANCH}/{notebook}"
@@ -107,7 +113,7 @@ def test_seeds_json_measured_the_current_scripts():
 
 def test_reference_table_puts_each_figure_in_its_column():
     results = {"machine": fake_machine(), "stages": [
-        {"stage": k, "file": name, "train_loss_last50": 2.4 + k / 100, "wall_s": 10.0 + k}
+        {"stage": k, "file": name, "train_loss_last50": 2.4 + k / 100, "cpu_s": 10.0 + k}
         for k, name in enumerate(stages.STAGE_FILES)]}
     seeds = {"machine": fake_machine(), "seeds": [1, 2, 3], "stages": [
         {"stage": k, "runs": [
@@ -126,9 +132,54 @@ def test_reference_table_puts_each_figure_in_its_column():
         "seeds within 0.01 of the reference or better": "2 of 3",   # 2.36 <= 2.38, 2.60 not
         "ours, seeds 1-3: val loss, mean (min-max)": "2.450 (2.400-2.500)",
         "reference: wall time": "398 s",
-        "ours, seed 42: wall time": "13.0 s",
+        "ours, seed 42: CPU time": "13.0 s",
     }
     assert rows[5]["seeds within 0.01 of the reference or better"] == "1 of 3"   # ref 2.323
+    assert "kept" not in readme_figures.render_reference_table(results, seeds)
+
+
+def test_reference_table_says_which_stages_kept_their_seed_figures():
+    results = {"machine": fake_machine(), "stages": [
+        {"stage": k, "file": name, "train_loss_last50": 2.4, "cpu_s": 10.0}
+        for k, name in enumerate(stages.STAGE_FILES)]}
+    run = {"seed": 1, "train_loss_last50": 2.3, "val_loss": 2.4}
+    seeds = {"machine": fake_machine(), "seeds": [1], "stages": [{"stage": 0, "runs": [run]}]}
+    for k in range(1, len(stages.STAGE_FILES)):
+        seeds["stages"].append({"stage": k, "runs": [run], "measured_sha256": "y",
+                                "confirmed_by_seed": 1, "measured_on": "Abacus 2000"})
+    markdown = readme_figures.render_reference_table(results, seeds)
+    assert ("Only stage 0 was measured by that command; the seed figures of stages "
+            "1, 2, 3, 4, 5 were measured on Abacus 2000") in markdown
+    assert "reproduce their seed-1 run exactly" in markdown
+
+
+def test_paired_json_timed_the_current_scripts_and_matched_every_loss():
+    paired = readme_figures.load_json(readme_figures.PAIRED, readme_figures.PAIRED_COMMAND)
+    assert [row["stage"] for row in paired["stages"]] == benchmark.GRAPH_STAGES
+    assert paired["old_rev"] == benchmark.LEAN_REV
+    readme_figures.check_paired_hashes(paired)   # raises Stale on a mismatch
+    for row in paired["stages"]:
+        assert len(row["old_ms_per_step"]) == len(row["new_ms_per_step"]) >= 3
+        assert row["max_loss_difference"] <= 1e-9
+
+
+def test_paired_table_puts_each_figure_in_its_column():
+    paired = {"machine": fake_machine(), "load_avg": [3.5, 3.0, 2.0], "old_rev": "aaaaaaa",
+              "steps": 200, "repetitions": 3, "stages": [
+                  {"stage": 4, "old_ms_per_step": [20.0, 21.0, 19.5],
+                   "new_ms_per_step": [22.0, 21.5, 23.0], "old_median_ms": 20.0,
+                   "new_median_ms": 22.0, "ratio": 1.1, "max_loss_difference": 0.0}]}
+    markdown = readme_figures.render_paired(paired)
+    assert table_rows(markdown) == [{
+        "stage": f"4 ({stages.CONCEPTS[4]})",
+        "before issue 9 (`aaaaaaa`): ms / step": "20.00",
+        "now: ms / step": "22.00",
+        "now / before": "1.100",
+        "runs (before; now), ms / step": "20.00, 21.00, 19.50; 22.00, 21.50, 23.00",
+        "largest per-step loss difference": "0",
+    }]
+    assert "`--num_steps=200`" in markdown and "3 runs each" in markdown
+    assert "load average 3.5" in markdown
 
 
 def test_benchmark_table_puts_each_figure_in_its_column():
@@ -209,16 +260,16 @@ def test_count_reachable_counts_a_shared_node_once_and_every_link():
 def test_full_run_parses_the_scripts_output(tmp_path):
     script = tmp_path / stages.STAGE_FILES[0]
     script.write_text("print('num params: 729')\n\n"
+                      "print('step  500 / 1000 | loss 2.6000 | 0.40 ms/step | ETA 0 s')\n"
+                      "print('step 1000 / 1000 | loss 2.5000 | 0.25 ms/step | ETA 0 s')\n"
                       "print('train loss (last 50 steps): 2.4591')\n"
-                      "print('val loss: 2.4898 (300 names)')\n"
-                      "print('train time: 0.19 s')\n"
-                      "print('eval time: 0.00 s')\n")
+                      "print('val loss: 2.4898 (300 names)')\n")
     row = benchmark.full_run(0, tmp_path)
     assert row["num_params"] == 729
     assert row["train_loss_last50"] == 2.4591
     assert row["val_loss"] == 2.4898
-    assert row["train_time_s"] == 0.19
-    assert row["eval_time_s"] == 0.0
+    assert row["ms_per_step"] == 0.25   # the last progress line: the mean over the run
+    assert row["train_time_s"] == 0.25   # 0.25 ms times 1000 steps
     assert row["lines"] == 5   # the blank line does not count
     assert row["sha256"] == benchmark.sha256(script)
     assert row["wall_s"] > 0 and row["peak_rss_kb"] > 0
@@ -241,25 +292,39 @@ def test_worker_counts_more_graph_nodes_before_the_fused_dot(stage):
     assert before["nodes_per_step"] > after["nodes_per_step"]
 
 
-def training_losses(stage, root, args):
+def test_script_args_translates_settings_for_a_script_from_before_issue_9(tmp_path):
+    for name in stages.STAGE_FILES:   # scripts with argparse, as before issue 9
+        (tmp_path / name).write_text("# === command line ===\n", encoding="utf-8")
+    settings = ["--data_path=d.txt", "--num_steps=3", "--n_embd=8", "--learning_rate=0.5",
+                "--num_samples=0", "--block_size=4", "--seed=7"]
+    assert benchmark.script_args(5, tmp_path, settings) == [
+        "--data", "d.txt", "--steps", "3", "--n-embd", "8", "--lr", "0.5", "--samples", "0",
+        "--block-size", "4", "--seed", "7"]
+    assert benchmark.script_args(0, tmp_path, settings[:2]) == ["--data", "d.txt"]   # no --steps
+    assert benchmark.script_args(5, stages.ROOT, settings) == settings   # today's scripts
+
+
+def training_losses(stage, root, settings):
     """Every per-step loss of stage `stage`'s own training section, run from the scripts in
-    root with flags args, at full precision."""
-    scope, training_code = benchmark.load_stage(stage, root, args)
+    root with the settings (translated for a script from before issue 9), at full precision."""
+    scope, training_code = benchmark.load_stage(stage, root, settings)
     with contextlib.redirect_stdout(io.StringIO()):
         exec(training_code, scope)
     return scope["losses"]
 
 
-@pytest.mark.parametrize("stage", [2, 3, 4, 5])
-def test_fused_dot_keeps_every_per_step_loss(stage, names_file):
-    """Issue 5's promise: the faster engine trains to the same numbers, step for step, as the
-    engine before it (355af4f), to 1e-9 with the same seed."""
-    if not has_revision(benchmark.BEFORE_REV):
-        pytest.skip(f"git history with {benchmark.BEFORE_REV} is not available")
-    args = [*small_args(stage, names_file), "--steps", "30", "--seed", "7"]
-    after = training_losses(stage, stages.ROOT, args)
-    with benchmark.scripts_at(benchmark.BEFORE_REV) as (root, _):
-        before = training_losses(stage, root, args)
-    assert len(before) == len(after) == 30
+@pytest.mark.parametrize("rev, stage", [(rev, stage) for rev, stage_list in EQUIVALENT_REVS.items()
+                                        for stage in stage_list])
+def test_every_per_step_loss_equals_that_of_the_earlier_revision(rev, stage, names_file):
+    """The promises of issue 5 (the fused dot, 355af4f: the faster engine trains to the same
+    numbers) and issue 9 (the lean rewrite, 091f5ef: stages 1-5 train exactly as before):
+    same settings, same seed, every per-step loss equal to 1e-9."""
+    if not has_revision(rev):
+        pytest.skip(f"git history with {rev} is not available")
+    settings = [*small_args(stage, names_file), "--num_steps=20", "--seed=7"]
+    after = training_losses(stage, stages.ROOT, settings)
+    with benchmark.scripts_at(rev) as (root, _):
+        before = training_losses(stage, root, settings)
+    assert len(before) == len(after) == 20
     assert after == pytest.approx(before, rel=0, abs=1e-9)
     assert len(set(after)) > 1   # it trained: the losses are not all one number

@@ -1,9 +1,9 @@
 """Measure the six stage scripts: speed per training step, autograd graph size, memory, and
-the figures of a full default run. Generates benchmarks/results.json and benchmarks/engine.json,
-which tools/readme_figures.py turns into the README's tables.
+the figures of a full default run. Generates benchmarks/results.json, engine.json, seeds.json
+and paired.json, which tools/readme_figures.py turns into the README's tables.
 
     python tools/benchmark.py                     # every stage, 20 steps: s/step, nodes, memory
-    python tools/benchmark.py --stages 2 5 --steps 50 --args="--n-embd 8 --n-head 2"
+    python tools/benchmark.py --stages 2 5 --steps 50 --args="--n_embd=8 --n_head=2"
     python tools/benchmark.py --rev 355af4f       # the scripts as committed at a git revision
     python tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt
                                                   # cProfile of 10 steps of stage 5, top 15
@@ -11,17 +11,25 @@ which tools/readme_figures.py turns into the README's tables.
     python tools/benchmark.py --engine-compare    # before (355af4f) vs after (HEAD): engine.json
                                                   # (reuses recorded full runs of the same script)
     python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10
-                                                  # each script at its defaults but --seed S:
+                                                  # each script at its defaults but --seed=S:
                                                   # losses per seed, seeds.json (about 10 minutes)
+    python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10 --stages 0
+                                                  # re-measure stage 0, keep the other stages'
+                                                  # rows if their script still reproduces them
+    python tools/benchmark.py --paired            # training loop before issue 9 (091f5ef) vs
+                                                  # now, stages 2-5, interleaved: paired.json
+
+Settings are given as the scripts take them (--name=value); for a script from before issue 9
+(which took --steps N, --n-embd N, ...) they are translated to its flags.
 
 How a step is measured: a worker subprocess per stage executes the script's sections before
 `# === training ===` (so the script builds its own data, model and optimizer; its printing is
 discarded), then times the script's own functions, step by step as its training loop does:
 forward `loss = doc_loss(encode(doc))`, `loss.backward()`, the update (`sgd_update(lr_t)` or
 `adam_update(lr_t, step)`) and freeing the previous step's graph, each in CPU seconds of the
-worker (less sensitive than wall time to other programs running; wall time is recorded too). Stage 1
-has no graph: its forward is `doc_loss_and_grads` (manual backprop included) and its update
-`sgd_update(grads, lr_t)`.
+worker (less sensitive than wall time to other programs running; wall time is recorded too).
+Stage 1 has no graph: its forward is `doc_loss_and_grads` (manual backprop included) and its
+update `sgd_update(grads, lr_t)`.
 Stage 0 counts bigrams: its whole training section is timed and divided by its steps.
 Nodes per step are counted afterwards on the same names, outside the timing: the Values
 reachable from the loss over `_children` (the graph backward() walks), the links between them
@@ -55,20 +63,38 @@ BENCH_DIR = stages.ROOT / "benchmarks"
 RESULTS = BENCH_DIR / "results.json"
 ENGINE = BENCH_DIR / "engine.json"
 SEEDS = BENCH_DIR / "seeds.json"
+PAIRED = BENCH_DIR / "paired.json"
 BEFORE_REV = "355af4f"   # six stage scripts with the straightforward scalar engine
 AFTER_REV = "HEAD"
+LEAN_REV = "091f5ef"   # the last scripts before issue 9's lean rewrite
 GRAPH_STAGES = [2, 3, 4, 5]   # the stages with an autograd engine
 OUTPUT_FIELDS = {   # results.json key: pattern in a stage script's output
     "num_params": r"^num params: (\d+)$",
     "train_loss_last50": r"^train loss \(last 50 steps\): ([\d.]+)$",
     "val_loss": r"^val loss: ([\d.]+) ",
-    "train_time_s": r"^train time: ([\d.]+) s$",
-    "eval_time_s": r"^eval time: ([\d.]+) s$",
+    "ms_per_step": r"^step +\d+ / \d+ \| loss [\d.]+ \| ([\d.]+) ms/step \| ETA \d+ s\Z",
 }
+OLD_FLAGS = {"data_path": "--data", "num_steps": "--steps", "num_samples": "--samples",
+             "learning_rate": "--lr"}   # the flags before issue 9; others: '_' -> '-'
 
 
 def fail(message):
     sys.exit(f"error: {message}")
+
+
+def script_args(stage, root, settings):
+    """The command line that gives stage script `stage` in `root` the settings (a list of
+    --name=value): unchanged for the scripts of issue 9, translated to the old flags
+    (--steps N, --n-embd N, ...) for a script from before it. Stage 0 before issue 9 counted
+    every training name once and had no --steps: num_steps is dropped for it."""
+    if "# === settings ===" in stages.read_stage(stage, root):
+        return list(settings)
+    args = []
+    for setting in settings:
+        name, _, value = setting.removeprefix("--").partition("=")
+        if not (stage == 0 and name == "num_steps"):
+            args += [OLD_FLAGS.get(name, "--" + name.replace("_", "-")), value]
+    return args
 
 
 # ---------------------------------------------------------------- worker (runs in a subprocess)
@@ -89,9 +115,11 @@ def count_reachable(root):
     return len(seen), edges
 
 
-def load_stage(stage, root, args):
-    """Globals of stage script `stage` in `root` after executing its sections up to training."""
+def load_stage(stage, root, settings):
+    """Globals of stage script `stage` in `root` after executing its sections up to training,
+    given the settings (--name=value, see script_args), and its training section compiled."""
     path = stages.stage_path(stage, root)
+    args = script_args(stage, root, settings)
     sections = stages.split_sections(stages.read_stage(stage, root))
     names = [name for name, _ in sections]
     if "training" not in names:
@@ -190,7 +218,7 @@ def run_worker(spec):
         with contextlib.redirect_stdout(io.StringIO()):
             exec(training_code, g)
         total = time.process_time() - start
-        steps = g["num_steps"]
+        steps = len(g["losses"])
         rows = [(total / steps, None, None, 0.0)]
     else:
         steps = spec["steps"]
@@ -275,21 +303,45 @@ def run_child(command, cwd):
                 err.read().decode("utf-8", "replace"), wall, usage)
 
 
-def bench_stage(stage, steps, root=stages.ROOT, args=(), profile=False):
-    """Benchmark stage script `stage` in `root` in a fresh worker subprocess; returns its dict."""
-    spec = {"stage": stage, "steps": steps, "root": str(root), "profile": profile,
-            "args": list(args) if stage == 0 else ["--steps", str(steps), *args]}
+def run_training(spec):
+    """Worker: the script's own training section, timed in CPU seconds of this process after
+    its setup (data, model, optimizer) ran untimed; returns per-step times and every loss."""
+    g, training_code = load_stage(spec["stage"], spec["root"], spec["args"])
+    wall_start = time.perf_counter()
+    start = time.process_time()
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(training_code, g)
+    cpu = time.process_time() - start
+    wall = time.perf_counter() - wall_start
+    steps = len(g["losses"])
+    path = stages.stage_path(spec["stage"], spec["root"])
+    return {"stage": spec["stage"], "sha256": sha256(path), "steps": steps,
+            "cpu_s_per_step": cpu / steps, "wall_s_per_step": wall / steps, "losses": g["losses"]}
+
+
+def in_worker(spec):
+    """Run run_worker(spec) (or run_training(spec) if spec['mode'] is 'training') in a fresh
+    subprocess; returns its dict."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    code, out, err, _, _ = run_child(command, cwd=root)
+    code, out, err, _, _ = run_child(command, cwd=spec["root"])
     if code != 0:
         last = (err.strip().splitlines() or ["(no message)"])[-1].removeprefix("error: ")
-        fail(f"stage {stage} worker failed: {last}")
+        fail(f"stage {spec['stage']} worker failed: {last}")
     return json.loads(out.strip().splitlines()[-1])
 
 
+def bench_stage(stage, steps, root=stages.ROOT, args=(), profile=False):
+    """Benchmark stage script `stage` in `root` in a fresh worker subprocess; returns its dict.
+    args: extra settings (--name=value)."""
+    spec = {"stage": stage, "steps": steps, "root": str(root), "profile": profile,
+            "args": [f"--num_steps={steps}", *args]}
+    return in_worker(spec)
+
+
 def full_run(stage, root=stages.ROOT, flags=()):
-    """Run stage script `stage` in `root` at its defaults (changed by flags); returns its
-    figures."""
+    """Run stage script `stage` in `root` at its defaults (changed by flags, --name=value);
+    returns its figures. train_time_s: the last progress line's mean ms/step (wall clock, from
+    the first step to the last) times the steps."""
     path = stages.stage_path(stage, root)
     load_before = os.getloadavg()[0]
     code, out, err, wall, usage = run_child([sys.executable, path.name, *flags], cwd=root)
@@ -298,10 +350,16 @@ def full_run(stage, root=stages.ROOT, flags=()):
         fail(f"{path.name} failed: {last}")
     row = {"stage": stage, "file": path.name, "sha256": sha256(path), "lines": count_lines(path)}
     for key, pattern in OUTPUT_FIELDS.items():
-        match = re.search(pattern, out, re.MULTILINE)
+        if key == "ms_per_step":   # the last progress line: the mean over the whole run
+            lines = [line for line in out.splitlines() if line.startswith("step ")]
+            match = re.search(pattern, lines[-1] if lines else "")
+        else:
+            match = re.search(pattern, out, re.MULTILINE)
         if not match:
             fail(f"{path.name}: no line matching {pattern!r} in its output")
         row[key] = int(match.group(1)) if key == "num_params" else float(match.group(1))
+    steps = int(re.findall(r"^step +\d+ / (\d+) ", out, re.MULTILINE)[-1])
+    row["train_time_s"] = round(row["ms_per_step"] * steps / 1000, 2)
     row["wall_s"] = round(wall, 2)
     row["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
     row["peak_rss_kb"] = usage.ru_maxrss
@@ -374,38 +432,125 @@ def do_full(stage_list):
     })
 
 
+def seed_run(stage, seed):
+    """One default run of stage `stage` with this seed and no samples: (train last 50, val)."""
+    row = full_run(stage, flags=[f"--seed={seed}", "--num_samples=0"])
+    print(f"  {row['file']} --seed={seed}: last 50 {row['train_loss_last50']:.4f}, "
+          f"val {row['val_loss']:.4f}", flush=True)
+    return row
+
+
+def kept_seed_rows(seeds, stage_list, jobs):
+    """The rows of seeds.json for the stages not in stage_list, kept from the recorded file.
+    A row measured on another version of its script is kept only if the current script, run
+    with the first seed, prints the same two losses as recorded: one run instead of ten. The
+    row then carries the current script's SHA-256, the one it was measured on
+    (measured_sha256) and the seed that confirmed it (confirmed_by_seed)."""
+    others = [stage for stage in range(len(stages.STAGE_FILES)) if stage not in stage_list]
+    if not others:
+        return {}
+    if not SEEDS.exists():
+        fail(f"--stages: {SEEDS.relative_to(stages.ROOT)} is missing: no other stage to keep")
+    recorded = json.loads(SEEDS.read_text(encoding="utf-8"))
+    if recorded["seeds"] != list(seeds):
+        fail(f"--stages: seeds.json has seeds {recorded['seeds']}: give the same seeds")
+    rows = {row["stage"]: row for row in recorded["stages"]}
+    to_confirm = [stage for stage in others
+                  if rows[stage]["sha256"] != sha256(stages.stage_path(stage))]
+    print(f"keeping stages {others}; confirming {to_confirm} with --seed={seeds[0]} ...",
+          flush=True)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(lambda stage: seed_run(stage, seeds[0]), to_confirm))
+    for stage, run in zip(to_confirm, runs):
+        old = rows[stage]
+        first = old["runs"][0]
+        now = (run["train_loss_last50"], run["val_loss"])
+        if now != (first["train_loss_last50"], first["val_loss"]):
+            fail(f"{old['file']} --seed={seeds[0]} now gives {now}, recorded "
+                 f"{(first['train_loss_last50'], first['val_loss'])}: re-measure it (--stages)")
+        rows[stage] = {**old, "sha256": run["sha256"],
+                       "measured_sha256": old.get("measured_sha256", old["sha256"]),
+                       "confirmed_by_seed": seeds[0],
+                       "measured_on": old.get("measured_on", machine_line(recorded["machine"]))}
+    return {stage: rows[stage] for stage in others}
+
+
 def do_seeds(seeds, stage_list, jobs):
     """Run each stage at its defaults once per seed (`jobs` runs at a time); write seeds.json.
     The last-50 train loss averages the losses of 50 training names, and which 50 depends on
     the seed (it shuffles the names): one seed is one draw, the spread over seeds shows how
-    far a single figure can be trusted."""
+    far a single figure can be trusted. Stages not in stage_list are kept (kept_seed_rows)."""
+    kept = kept_seed_rows(seeds, stage_list, jobs)
     runs = [(stage, seed) for stage in stage_list for seed in seeds]
     print(f"{len(runs)} runs, {jobs} at a time ...", flush=True)
-
-    def one(run):
-        stage, seed = run
-        row = full_run(stage, flags=["--seed", str(seed), "--samples", "0"])
-        print(f"  {row['file']} --seed {seed}: last 50 {row['train_loss_last50']:.4f}, "
-              f"val {row['val_loss']:.4f}", flush=True)
-        return row
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(one, runs))
-    out = []
+        rows = list(pool.map(lambda run: seed_run(*run), runs))
+    measured = {}
     for stage in stage_list:
         mine = [(seed, row) for (s, seed), row in zip(runs, rows) if s == stage]
-        out.append({
+        measured[stage] = {
             "stage": stage,
             "file": stages.STAGE_FILES[stage],
             "sha256": mine[0][1]["sha256"],
             "runs": [{"seed": seed, "train_loss_last50": row["train_loss_last50"],
                       "val_loss": row["val_loss"]} for seed, row in mine],
-        })
+        }
+    by_stage = {**kept, **measured}
     write_json(SEEDS, {
         "generated": f"by {TOOL} --seeds; do not edit: rerun the tool",
         "machine": machine_info(),
         "seeds": list(seeds),
-        "stages": out,
+        "stages": [by_stage[stage] for stage in sorted(by_stage)],
+    })
+
+
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def do_paired(steps, reps, stage_list, rev=LEAN_REV):
+    """The training loop of each stage as committed at rev (before issue 9) and now, at the
+    same settings (the defaults, num_steps=steps), one run at a time, old and new alternately
+    (old first in odd repetitions, new first in even ones), so that a slow spell of the
+    machine falls on both. Each run is a fresh worker timing the script's own training
+    section in CPU seconds; the medians over the repetitions are compared. Also checks that
+    both trained to the same losses, step for step."""
+    settings = [f"--num_steps={steps}"]
+    rows = []
+    with scripts_at(rev) as (old_root, commit):
+        for stage in stage_list:
+            runs = {"old": [], "new": []}
+            for rep in range(reps):
+                for which in ("old", "new") if rep % 2 == 0 else ("new", "old"):
+                    root = old_root if which == "old" else stages.ROOT
+                    spec = {"mode": "training", "stage": stage, "root": str(root),
+                            "args": settings}
+                    runs[which].append(in_worker(spec))
+                    print(f"  stage {stage} {which}: "
+                          f"{1000 * runs[which][-1]['cpu_s_per_step']:.2f} ms/step", flush=True)
+            old_ms = [1000 * run["cpu_s_per_step"] for run in runs["old"]]
+            new_ms = [1000 * run["cpu_s_per_step"] for run in runs["new"]]
+            loss_diff = max(abs(a - b) for old, new in zip(runs["old"], runs["new"])
+                            for a, b in zip(old["losses"], new["losses"]))
+            assert all(len(run["losses"]) == steps for run in runs["old"] + runs["new"])
+            rows.append({
+                "stage": stage, "file": stages.STAGE_FILES[stage],
+                "old_sha256": runs["old"][0]["sha256"], "new_sha256": runs["new"][0]["sha256"],
+                "old_ms_per_step": old_ms, "new_ms_per_step": new_ms,
+                "old_median_ms": median(old_ms), "new_median_ms": median(new_ms),
+                "ratio": median(new_ms) / median(old_ms),
+                "max_loss_difference": loss_diff,
+            })
+            print(f"stage {stage}: old {median(old_ms):.2f} ms/step, new {median(new_ms):.2f} "
+                  f"ms/step, new / old {rows[-1]['ratio']:.3f}", flush=True)
+    write_json(PAIRED, {
+        "generated": f"by {TOOL} --paired; do not edit: rerun the tool",
+        "machine": machine_info(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "old_rev": rev, "old_commit": commit, "steps": steps, "repetitions": reps,
+        "stages": rows,
     })
 
 
@@ -449,9 +594,10 @@ def main():
     parser.error = lambda message: fail(f"{message} (see --help)")
     parser.add_argument("--stages", type=int, nargs="+", choices=range(6), metavar="N",
                         help="stages to measure, 0-5 (default: all; 2-5 for --engine-compare)")
-    parser.add_argument("--steps", type=int, default=20, help="steps per stage (default: 20)")
+    parser.add_argument("--steps", type=int,
+                        help="steps per stage (default: 20; 200 for --paired)")
     parser.add_argument("--args", default="",
-                        help='extra flags for the scripts, e.g. --args="--n-embd 8"')
+                        help='extra settings for the scripts, e.g. --args="--n_embd=8"')
     parser.add_argument("--rev", help="measure the scripts as committed at this git revision")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--profile", type=int, choices=range(6), metavar="STAGE",
@@ -464,13 +610,22 @@ def main():
     mode.add_argument("--seeds", type=int, nargs="+", metavar="S",
                       help="run each script at its defaults with --seed S for each S; write "
                            f"{SEEDS.relative_to(stages.ROOT)}")
+    mode.add_argument("--paired", action="store_true",
+                      help=f"training loop before issue 9 ({LEAN_REV}) vs now, stages 2-5, "
+                           f"interleaved; write {PAIRED.relative_to(stages.ROOT)}")
     mode.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--reps", type=int, default=3,
+                        help="repetitions of each run for --paired (default: 3)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="runs at a time for --seeds (default: the number of CPUs)")
     opts = parser.parse_args()
     if opts.worker:
-        print(json.dumps(run_worker(json.loads(opts.worker))))
+        spec = json.loads(opts.worker)
+        worker = run_training if spec.get("mode") == "training" else run_worker
+        print(json.dumps(worker(spec)))
         return
+    if opts.steps is None:
+        opts.steps = 200 if opts.paired else 20
     if opts.steps < 1:
         fail(f"--steps must be at least 1, got {opts.steps}")
     try:
@@ -489,6 +644,12 @@ def main():
         if len(set(opts.seeds)) != len(opts.seeds):
             fail("--seeds: each seed once")
         do_seeds(opts.seeds, opts.stages or range(6), opts.jobs)
+    elif opts.paired:
+        if opts.rev or extra:
+            fail(f"--paired compares {LEAN_REV} with the working tree: no --rev or --args")
+        if opts.reps < 1:
+            fail(f"--reps must be at least 1, got {opts.reps}")
+        do_paired(opts.steps, opts.reps, opts.stages or GRAPH_STAGES)
     elif opts.engine_compare:
         if opts.rev or extra:
             fail(f"--engine-compare compares {BEFORE_REV} with {AFTER_REV}: no --rev or --args")

@@ -10,17 +10,18 @@ Each goes between a pair of marker lines, and nothing outside them is touched. I
     <!-- BEGIN generated: benchmarks (tools/readme_figures.py) -->
     <!-- END generated: benchmarks -->
 
-and in benchmarks/README.md the same with `engine details` and `profile`. The figures come from
-benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/seeds.json
+and in benchmarks/README.md the same with `engine details`, `paired` and `profile`. The figures
+come from benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/seeds.json
 (`python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10`), benchmarks/engine.json
-(`python tools/benchmark.py --engine-compare`) and benchmarks/profile.txt (`python
-tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt`); line counts of the stage
-diffs from tools/stages.py; the GitHub repository of the Colab badges from tools/repo.py.
+(`python tools/benchmark.py --engine-compare`), benchmarks/paired.json (`python
+tools/benchmark.py --paired`) and benchmarks/profile.txt (`python tools/benchmark.py --profile
+5 --steps 10 > benchmarks/profile.txt`); line counts of the stage diffs from tools/stages.py; the
+GitHub repository of the Colab badges from tools/repo.py.
 
     python tools/readme_figures.py            # rewrite the generated blocks
     python tools/readme_figures.py --check    # write nothing; exit 1 if a block is out of date
-                                              # or results.json / seeds.json measured
-                                              # other scripts
+                                              # or results.json / seeds.json /
+                                              # paired.json measured other scripts
 
 Standard library only.
 """
@@ -39,6 +40,8 @@ README = stages.ROOT / "README.md"
 RESULTS = stages.ROOT / "benchmarks" / "results.json"
 ENGINE = stages.ROOT / "benchmarks" / "engine.json"
 SEEDS = stages.ROOT / "benchmarks" / "seeds.json"
+PAIRED = stages.ROOT / "benchmarks" / "paired.json"
+PAIRED_COMMAND = "python tools/benchmark.py --paired"
 SEEDS_COMMAND = "python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10"
 # The reference figures of issue 2: Karpathy's microgpt build-up at its defaults, 1,000 steps,
 # on the canonical 32,033-name list, on this machine class (2 cores, Python 3.11):
@@ -58,12 +61,12 @@ DETAILS_MARKERS = (f"<!-- BEGIN generated: engine details ({TOOL}) -->",
                    "<!-- END generated: engine details -->")
 PROFILE_MARKERS = (f"<!-- BEGIN generated: profile ({TOOL}) -->",
                    "<!-- END generated: profile -->")
+PAIRED_MARKERS = (f"<!-- BEGIN generated: paired ({TOOL}) -->",
+                  "<!-- END generated: paired -->")
 
 
 class Stale(Exception):
     """The README or the recorded figures do not match what is in the repository now."""
-
-
 
 
 def seconds(value):
@@ -83,7 +86,7 @@ def render_course_table(results, diff_counts):
     """Markdown of the course table. diff_counts[k] is (added, removed) from stage k-1 to k."""
     lines = [
         "| stage | script | concept | params | lines | change vs previous | val loss | "
-        "train loss (last 50) | train time | notebook |",
+        "train loss (last 50) | run time (CPU) | notebook |",
         "|---:|---|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for row in results["stages"]:
@@ -106,15 +109,17 @@ def render_course_table(results, diff_counts):
             change,
             f"{row['val_loss']:.4f}",
             f"{row['train_loss_last50']:.4f}",
-            seconds(row["train_time_s"]),
+            seconds(row["cpu_s"]),
             f"[{stem}.ipynb]({notebook}) {badge}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         "Each script run once at its defaults (`python trainN.py`); losses are in nats per "
-        "character, train time excludes evaluation and sampling. Lines: non-blank lines of the "
-        "script. Measured on " + machine_line(results["machine"])
+        "character; run time: the CPU time of the whole run, start to exit (training, "
+        "evaluation and sampling), which other programs running at the same time change less "
+        "than wall time. Lines: non-blank lines of the script. Measured on "
+        + machine_line(results["machine"])
         + f" by `python tools/benchmark.py --full`; `python {TOOL}` writes this table.")
     return "\n".join(lines) + "\n"
 
@@ -134,7 +139,7 @@ def render_reference_table(results, seeds):
         "| stage | reference: train loss (last 50) | ours, seed 42: train loss (last 50) | "
         f"ours, {label}: train loss (last 50), mean (min-max) | seeds within 0.01 of the "
         f"reference or better | ours, {label}: val loss, mean (min-max) | reference: wall time | "
-        "ours, seed 42: wall time |",
+        "ours, seed 42: CPU time |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_stage = {row["stage"]: row for row in seeds["stages"]}
@@ -153,18 +158,37 @@ def render_reference_table(results, seeds):
             f"{within} of {len(runs)}",
             spread(val),
             seconds(ref_time),
-            seconds(row["wall_s"]),
+            seconds(row["cpu_s"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         "Reference: Karpathy's microgpt build-up at the same defaults, 1,000 steps, on the "
         "canonical 32,033-name list, on the same machine class (the figures of issue 2). Ours: "
-        "each script at its defaults, with `--seed S --samples 0` for the seeds, by "
+        "each script at its defaults, with `--seed=S --num_samples=0` for the seeds, by "
         f"`python tools/benchmark.py --seeds {' '.join(map(str, seed_list))}` on "
-        + machine_line(seeds["machine"]) + "; wall time: the whole "
-        "run, start to exit, training, evaluation and sampling included.")
+        + machine_line(seeds["machine"]) + "; CPU time: the whole run, start to exit, "
+        "training, evaluation and sampling included (seed 42, from the course table)."
+        + kept_note(seeds))
     return "\n".join(lines) + "\n"
+
+
+def kept_note(seeds):
+    """A sentence naming the stages whose seed figures were kept from an earlier version of
+    their script (benchmark.py --seeds ... --stages), or '' if every stage was measured."""
+    kept = [row for row in seeds["stages"] if "measured_sha256" in row]
+    if not kept:
+        return ""
+    numbers = ", ".join(str(row["stage"]) for row in kept)
+    measured = ", ".join(str(row["stage"]) for row in seeds["stages"] if row not in kept)
+    seed = kept[0]["confirmed_by_seed"]
+    machine = kept[0].get("measured_on")
+    on = f" on {machine}" if machine else ""
+    plural = "s" if "," in measured else ""
+    return (f" Only stage{plural} {measured} was measured by that command; the seed figures "
+            f"of stages {numbers} were measured{on} on the scripts before issue 9's rewrite "
+            f"and kept, because the current scripts reproduce their seed-{seed} run exactly "
+            "(and their per-step losses, tests/test_figures.py).")
 
 
 def render_benchmarks(engine):
@@ -241,6 +265,36 @@ def render_engine_details(engine):
     return "\n".join(lines) + "\n"
 
 
+def render_paired(paired):
+    """Markdown of the paired comparison of the training loop before and after issue 9."""
+    lines = [
+        f"| stage | before issue 9 (`{paired['old_rev']}`): ms / step | now: ms / step | "
+        "now / before | runs (before; now), ms / step | largest per-step loss difference |",
+        "|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in paired["stages"]:
+        runs = (", ".join(f"{ms:.2f}" for ms in row["old_ms_per_step"]) + "; "
+                + ", ".join(f"{ms:.2f}" for ms in row["new_ms_per_step"]))
+        cells = [
+            f"{row['stage']} ({stages.CONCEPTS[row['stage']]})",
+            f"{row['old_median_ms']:.2f}",
+            f"{row['new_median_ms']:.2f}",
+            f"{row['ratio']:.3f}",
+            runs,
+            f"{row['max_loss_difference']:.1e}" if row["max_loss_difference"] else "0",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Each stage's own training section at its defaults with `--num_steps={paired['steps']}`, "
+        f"as committed at `{paired['old_rev']}` and now, {paired['repetitions']} runs each, one "
+        "at a time, before and now alternately; a fresh process per run, its setup untimed, "
+        "the training loop in CPU seconds; the medians are compared. Measured on "
+        + machine_line(paired["machine"]) + f" (load average {paired['load_avg'][0]:.1f} at "
+        f"the end: other programs were running) by `{PAIRED_COMMAND}`.")
+    return "\n".join(lines) + "\n"
+
+
 def render_profile(profile_text):
     """The profile (benchmarks/profile.txt) as a fenced block."""
     return "```text\n" + profile_text.rstrip("\n") + "\n```\n"
@@ -277,9 +331,17 @@ def check_hashes(results, name="benchmarks/results.json",
             raise Stale(f"{name} measured another version of {path.name}: rerun {how}")
 
 
+def check_paired_hashes(paired):
+    """Raise Stale if paired (paired.json's contents) timed other scripts than the current."""
+    current = {"stages": [{"stage": row["stage"], "sha256": row["new_sha256"]}
+                          for row in paired["stages"]]}
+    check_hashes(current, "benchmarks/paired.json", PAIRED_COMMAND)
+
+
 def check_all_hashes():
     check_hashes(load_json(RESULTS, "python tools/benchmark.py --full"))
     check_hashes(load_json(SEEDS, SEEDS_COMMAND), "benchmarks/seeds.json", SEEDS_COMMAND)
+    check_paired_hashes(load_json(PAIRED, PAIRED_COMMAND))
 
 
 def rendered_files():
@@ -287,6 +349,7 @@ def rendered_files():
     results = load_json(RESULTS, "python tools/benchmark.py --full")
     engine = load_json(ENGINE, "python tools/benchmark.py --engine-compare")
     seeds = load_json(SEEDS, SEEDS_COMMAND)
+    paired = load_json(PAIRED, PAIRED_COMMAND)
     try:
         profile = PROFILE.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -297,6 +360,7 @@ def rendered_files():
                  (REFERENCE_MARKERS, render_reference_table(results, seeds)),
                  (BENCH_MARKERS, render_benchmarks(engine))],
         BENCH_README: [(DETAILS_MARKERS, render_engine_details(engine)),
+                       (PAIRED_MARKERS, render_paired(paired)),
                        (PROFILE_MARKERS, render_profile(profile))],
     }
     files = {}

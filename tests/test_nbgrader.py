@@ -9,6 +9,7 @@ time. Run: python -m pytest -q tests/test_nbgrader.py
 """
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def expect_close(label, got, want, tol=1e-6, want_text=None):
 def nbgrader(course, *args):
     return subprocess.Popen([sys.executable, '-m', 'nbgrader', *args, '--log-level=ERROR'],
                             cwd=course, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, env={**os.environ, 'MPLBACKEND': 'Agg'})
 
 
 def wait_all(processes):
@@ -53,6 +54,10 @@ def wait_all(processes):
 
 def read(path):
     return json.loads(Path(path).read_text(encoding='utf-8'))
+
+
+def text(cell):
+    return ''.join(cell['source'])
 
 
 def write(path, nb):
@@ -134,6 +139,22 @@ def test_source_notebook_scores_full_marks_and_released_notebook_zero(course, st
 def test_faked_helpers_and_edited_locked_cells_do_not_make_an_unsolved_notebook_pass(course):
     scores, _ = course
     assert scores['cheater', CHEAT_STAGE] == (0, points(CHEAT_STAGE))
+
+
+def test_autograde_puts_back_every_locked_cell_and_the_deleted_hidden_check(course):
+    _, dirs = course
+    course_dir = dirs[[CHEAT_STAGE in half for half in HALVES].index(True)]
+    name = nbgrader_course.assignment_name(CHEAT_STAGE)
+    notebook = exercises.handout_name(CHEAT_STAGE)
+    source = read(course_dir / 'source' / name / notebook)['cells']
+    graded = read(course_dir / 'autograded' / 'cheater' / name / notebook)['cells']
+    by_id = {c['metadata']['nbgrader']['grade_id']: text(c) for c in graded
+             if 'grade_id' in c['metadata'].get('nbgrader', {})}
+    locked = [c for c in source if c['metadata'].get('nbgrader', {}).get('locked')]
+    assert len(locked) > 10
+    for cell in locked:   # a deleted check comes back after a line saying so
+        assert by_id[cell['metadata']['nbgrader']['grade_id']].endswith(text(cell))
+    assert any('BEGIN HIDDEN TESTS' in source for source in by_id.values())
 
 
 def test_release_has_stubs_and_no_solutions_or_hidden_checks(course):

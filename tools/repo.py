@@ -7,9 +7,10 @@ read, and the command that moves them all to another repository without re-execu
                                            origin` (a github.com remote)
   python tools/repo.py --check             fail if a link in a published file names another
                                            repository
-Links are rewritten in place in every Markdown page and notebook (outside hidden folders). The repository's name is not part of the notebooks' source hash
-(tools/make_notebooks.py hashes their cells with the name replaced by PLACEHOLDER), so their
-stored outputs stay fresh. Standard library only; import it as `import repo` from tools/.
+Links are rewritten in place in every Markdown page and notebook (outside hidden folders). The
+repository's name is not part of the notebooks' source hash (tools/make_notebooks.py hashes their
+cells with the name replaced by PLACEHOLDER), so their stored outputs stay fresh. Standard library
+only; import it as `import repo` from tools/.
 """
 import argparse
 import re

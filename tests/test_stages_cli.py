@@ -12,10 +12,10 @@ import re
 
 import pytest
 
-from conftest import NAMES_FILE, NUM_STAGES, ROOT, run_script, small_args, stages
+from conftest import (NAMES_FILE, NUM_STAGES, ROOT, load_stage, run_script, run_section,
+                      small_args, stages)
 
 STAGE_FILES = stages.STAGE_FILES
-
 STAGES = range(NUM_STAGES)
 LINE_KINDS = {  # kind: the whole line
     "docs": r"num docs: (\d+) \((\d+) train, (\d+) val\)",
@@ -28,8 +28,6 @@ LINE_KINDS = {  # kind: the whole line
     "sample": r"sample (\d\d): (.*)",
 }
 TIMING = re.compile(r" \| \d+\.\d\d ms/step \| ETA \d+ s$", re.M)   # of a progress line
-
-
 SETTINGS = {  # stage: {setting: its default as --help prints it} (the interface of issue 9)
     0: {"data_path": str(ROOT / "data" / "names.txt"), "seed": "42", "num_steps": "1000",
         "block_size": "16", "num_samples": "20"},
@@ -120,12 +118,17 @@ def test_same_seed_gives_identical_output_and_another_seed_does_not(i, names_fil
 
 @pytest.mark.parametrize("i", STAGES)
 def test_progress_line_every_tenth_of_the_run_with_the_mean_loss_since_the_last(i, names_file):
-    result = cached_run(i, small_run_args(i, names_file, steps=25))
-    assert_ran(result)
-    parsed = parse_output(result.stdout)
-    step_lines = [g for kind, g in parsed if kind == "step"]
+    """The training section run in-process, so that its per-step losses can be compared with
+    what its progress lines print."""
+    ns = load_stage(i, small_args(i, names_file) + steps_args(25), upto="training")
+    printed = run_section(ns, i, "training")
+    step_lines = [g for kind, g in parse_output(printed) if kind == "step"]
     assert [int(done) for done, _, _ in step_lines] == list(range(2, 26, 2))   # 25 // 10 = 2
     assert {int(total) for _, total, _ in step_lines} == {25}
+    losses = [loss.data if hasattr(loss, "data") else loss for loss in ns["losses"]]
+    for done, _, loss in step_lines:
+        since_last = losses[int(done) - 2:int(done)]
+        assert float(loss) == pytest.approx(sum(since_last) / 2, abs=5e-5)
 
 
 @pytest.mark.parametrize("i", STAGES)

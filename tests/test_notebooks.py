@@ -125,6 +125,48 @@ def test_prose_for_a_part_the_section_lacks_stops_the_build(tmp_path):
         make_notebooks.build_cells(5, root)
 
 
+def test_an_unknown_figure_key_stops_the_build(tmp_path):
+    root = copy_sources(tmp_path)
+    prose = root / 'notebooks' / 'prose' / 'train0_bigram.md'
+    prose.write_text(prose.read_text(encoding='utf-8') + '\nIt scores {{exp:ladder.s9.1000}}.\n',
+                     encoding='utf-8')
+    with pytest.raises(make_notebooks.BuildError, match='unknown figure'):
+        make_notebooks.build_notebook(0, root)
+
+
+def test_a_figure_placeholder_becomes_the_committed_figure():
+    import experiments
+    nb = make_notebooks.build_notebook(0, ROOT)
+    prose = ''.join(source(cell) for cell in nb.cells if cell['cell_type'] == 'markdown')
+    assert experiments.quote('ladder', stage=0, steps=1000) in prose
+    assert '{{exp:' not in prose
+
+
+@pytest.mark.parametrize('i', STAGES)
+def test_try_it_edit_matches_the_script_exactly_once(i):
+    _, old, new, _, _ = make_notebooks.try_it_spec(i)
+    if old is not None:   # stage 2 runs stage 1 beside itself instead of a changed copy
+        assert stages.read_stage(i).count(old) == 1
+        assert old != new
+
+
+def test_stage5_try_it_is_the_sgd_ablation_of_the_experiments():
+    import experiments
+    _, old, new, _, copy_settings = make_notebooks.try_it_spec(5)
+    ablation = experiments.ABLATION_BY_NAME['sgd']
+    assert ablation.edits == [(old, new)] and ablation.settings == copy_settings
+
+
+def test_a_changed_figure_keeps_the_outputs():
+    old = make_notebooks.existing(NOTEBOOKS[3])
+    nb = make_notebooks.build_notebook(3, ROOT)
+    prose = [cell for cell in nb.cells if cell['cell_type'] == 'markdown']
+    prose[-1]['source'] += ' 9.999 ± 0.001 (3 seeds)'   # as if results.json had changed
+    kept = make_notebooks.with_outputs_of(nb, old)
+    assert kept is not None
+    assert [c.get('outputs') for c in kept.cells] == [c.get('outputs') for c in old.cells]
+
+
 def test_check_fails_when_a_script_or_its_prose_changes(tmp_path):
     root = copy_sources(tmp_path)
     assert make_notebooks.check(root, STAGES) == []
@@ -147,16 +189,17 @@ def test_setup_cell_downloads_the_data_from_the_repository_outside_a_checkout(tm
 
     def fake_urlretrieve(url, filename):   # stands in for the network
         fetched.append(url)
-        shutil.copy(ROOT / 'data' / 'names.txt', filename)
+        shutil.copy(ROOT / filename, filename)
 
     monkeypatch.setattr(urllib.request, 'urlretrieve', fake_urlretrieve)
     monkeypatch.chdir(tmp_path)
     setup = source(load(NOTEBOOKS[5])['cells'][1])
     namespace = {}
     exec(setup, namespace)
-    assert fetched == [f'https://raw.githubusercontent.com/{repo.GITHUB_REPO}/'
-                       f'{repo.GITHUB_BRANCH}/data/names.txt']
+    raw = f'https://raw.githubusercontent.com/{repo.GITHUB_REPO}/{repo.GITHUB_BRANCH}/'
+    assert fetched == [raw + 'data/names.txt', raw + 'train5_adam.py']   # the try-it cell runs it
     assert (tmp_path / 'data' / 'names.txt').is_file()
+    assert (tmp_path / 'train5_adam.py').is_file()
     assert namespace['__file__'] == os.path.join(str(tmp_path), 'train5_adam.py')
 
 
@@ -171,16 +214,17 @@ def printed_by_script_cells(nb):
 
 
 def without_timings(text):
-    return re.sub(r'^(train|eval) time: .*\n', '', text, flags=re.M)
+    """The progress lines without their time per step and ETA, which differ from run to run."""
+    return re.sub(r' \| [0-9.]+ ms/step \| ETA [0-9]+ s$', '', text, flags=re.M)
 
 
 def run_notebook_and_script(i):
     nb = make_notebooks.build_notebook(i, ROOT)
-    overrides = {'num_steps': str(FEW_STEPS)} if i > 0 else None
-    ran = make_notebooks.execute(nb, ROOT / 'notebooks', overrides, timeout=300)
-    flags = ['--steps', str(FEW_STEPS)] if i > 0 else []
-    script = subprocess.run([sys.executable, stages.STAGE_FILES[i], *flags], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    overrides = {'num_steps': str(FEW_STEPS)}   # edits the settings cell, as a learner would
+    ran = make_notebooks.execute(nb, ROOT / 'notebooks', overrides, timeout=300,
+                                 try_steps=FEW_STEPS)
+    script = subprocess.run([sys.executable, stages.STAGE_FILES[i], f'--num_steps={FEW_STEPS}'],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     return ran, script
 
 

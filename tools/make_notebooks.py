@@ -7,15 +7,26 @@ of notebooks/prose/<stage>.md before (and pictures after) each part. A prose fil
   ## <section>: <heading text>      prose for the script section `# === <section> ===`
   ### <name>: <heading text>        prose for the part of that section that starts with the
                                     definition or assignment of <name> (a new code cell)
+  ## try it: <heading text>         prose around the "try it" cell that ends the notebook: it
+                                    runs the script and a copy changed by one line (TRY_IT
+                                    below) at a small budget and prints both val losses
 Under a heading, the text before the first ```python block (or before a line `<!-- after -->`)
 comes before the code; the rest (text and ```python blocks, which become notebook-only cells
 whose first line is `# notebook-only: ...`) comes after it. Every section needs prose, and a
-heading that names no section or part is an error.
+heading that names no section or part is an error. The settings are the script's own first
+cell (`# === settings ===`): a notebook changes them by editing that cell.
+
+Prose never types a measured figure: `{{exp:KEY}}` stands for the figure of tools/experiments.py
+with that key (`experiments.quotes()`, e.g. {{exp:ladder.s3.1000}} -> '2.432 ± 0.004 (3
+seeds)'), read from the committed benchmarks/experiments/results.json. A key that the
+experiments' plan will measure but has not yet renders as "(not measured yet)" with a warning;
+any other key stops the build. The figures are not part of a notebook's source hash: when the
+results change, a plain build updates the text and keeps the outputs.
 
   python tools/make_notebooks.py            build; keeps outputs whose sources did not change
   python tools/make_notebooks.py --execute  build, run each notebook whose outputs are stale at
                                             default settings in a fresh kernel, store the outputs
-                                            (all six: about 5 minutes; --force runs them all)
+                                            (all six: about 7 minutes; --force runs them all)
   python tools/make_notebooks.py --check    fail if a notebook or the index differs from a
                                             fresh build or its outputs came from older sources
 The GitHub owner/name in badges and download URLs comes from tools/repo.py (`python
@@ -36,16 +47,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import repo  # noqa: E402
 import stages  # noqa: E402
 
-TOOL_VERSION = '1'   # bump when a change here alters what an executed notebook would show
+TOOL_VERSION = '2'   # bump when a change here alters what an executed notebook would show
 NOTEBOOK_DIR = 'notebooks'
 PROSE_DIR = 'notebooks/prose'
 TOOL = 'tools/make_notebooks.py'
 FENCE = re.compile(r'^```(\w*)\s*$')
 AFTER_MARKER = '<!-- after -->'
-# flags the settings cell offers, in this order: (flag, variable the script assigns it to)
-SETTINGS = [('--data', 'args.data'), ('--steps', 'num_steps'), ('--lr', 'learning_rate'),
-            ('--temperature', 'temperature'), ('--samples', 'num_samples')]
-
+FIGURE = re.compile(r'\{\{exp:([^{}]+)\}\}')   # {{exp:KEY}}: a figure of tools/experiments.py
+TRY_IT_HEADING = 'try it'   # the pseudo-section of a prose file that introduces the try-it cell
+DEFAULT_STEPS = 1000   # every stage's default num_steps
+TRY_STEPS = 300   # training steps of each run in a try-it cell (about 30 s for stages 3-5)
 
 class BuildError(Exception):
     """A prose file or script that cannot be turned into a notebook; one line for the user."""
@@ -213,33 +224,6 @@ def introduced_in(i, section, root):
     return j
 
 
-def settings_lines(script):
-    """Lines `variable = default   # --flag: help` for the flags of SETTINGS the script has."""
-    import ast
-    tree = ast.parse(script)
-    found = {}
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'add_argument'
-                and node.args and isinstance(node.args[0], ast.Constant)):
-            keywords = {k.arg: k.value for k in node.keywords}
-            if 'default' in keywords:
-                default = ast.get_source_segment(script, keywords['default'])
-                help_node = keywords.get('help')
-                help_text = help_node.value if isinstance(help_node, ast.Constant) else ''
-                help_text = re.sub(r'\s*\(default:.*\)$', '', help_text)
-                found[node.args[0].value] = (default, help_text)
-    lines = []
-    for flag, variable in SETTINGS:
-        if flag not in found:
-            continue
-        attr = flag[2:].replace('-', '_')
-        if variable != 'args.data' and f'{variable} = args.{attr}' not in script:
-            raise BuildError(f'the script has {flag} but no line "{variable} = args.{attr}"')
-        default, help_text = found[flag]
-        lines.append(f'{variable} = {default}   # {flag}: {help_text}')
-    return lines
-
-
 # --- cells ------------------------------------------------------------------------------------
 
 def md(text, i):
@@ -301,9 +285,10 @@ def header_markdown(i, title, goal, root):
 def setup_source(i):
     script = stages.STAGE_FILES[i]
     lines = [
-        '# notebook-only: setup. Inside a copy of the repository this finds data/names.txt;',
-        '# anywhere else (Colab) it downloads that one file. The script finds its data through',
-        '# __file__, which a notebook does not have, so it is defined here.',
+        '# notebook-only: setup. Inside a copy of the repository this finds data/names.txt and',
+        '# the script; anywhere else (Colab) it downloads them: the "try it" cell at the end runs',
+        '# the script as a program. The script finds its data through __file__, which a notebook',
+        '# does not have, so it is defined here.',
         'import json',
         'import os',
         'import re',
@@ -312,14 +297,14 @@ def setup_source(i):
         f"GITHUB_REPO = '{repo.GITHUB_REPO}'   # from tools/repo.py: a fork edits it there",
         f"RAW_URL = f'https://raw.githubusercontent.com/{{GITHUB_REPO}}/{repo.GITHUB_BRANCH}/'",
         f"SCRIPT = '{script}'",
+        f"NEEDED = {['data/names.txt', *try_it_scripts(i)]!r}",
         '',
         '',
         'def find_repo_root():',
-        '    """The nearest folder, from here upwards, that holds SCRIPT and data/names.txt."""',
+        '    """The nearest folder, from here upwards, that holds every file of NEEDED."""',
         '    folder = os.getcwd()',
         '    while True:',
-        "        data = os.path.join(folder, 'data', 'names.txt')",
-        '        if os.path.isfile(data) and os.path.isfile(os.path.join(folder, SCRIPT)):',
+        '        if all(os.path.isfile(os.path.join(folder, name)) for name in NEEDED):',
         '            return folder',
         '        if os.path.dirname(folder) == folder:',
         '            return None',
@@ -328,13 +313,14 @@ def setup_source(i):
         '',
         'repo_root = find_repo_root()',
         'if repo_root is not None:',
-        "    print('data: data/names.txt from this copy of the repository')",
+        "    print(', '.join(NEEDED) + ': from this copy of the repository')",
         'else:',
         '    repo_root = os.getcwd()',
-        "    if not os.path.isfile(os.path.join('data', 'names.txt')):",
-        "        os.makedirs('data', exist_ok=True)",
-        "        urllib.request.urlretrieve(RAW_URL + 'data/names.txt', 'data/names.txt')",
-        "    print(f'data: data/names.txt downloaded from {RAW_URL}')",
+        '    for name in NEEDED:',
+        '        if not os.path.isfile(name):',
+        "            os.makedirs(os.path.dirname(name) or '.', exist_ok=True)",
+        '            urllib.request.urlretrieve(RAW_URL + name, name)',
+        "    print(', '.join(NEEDED) + f': downloaded from {RAW_URL}')",
         '__file__ = os.path.join(repo_root, SCRIPT)',
     ]
     if i > 0:
@@ -366,26 +352,19 @@ def setup_source(i):
     return '\n'.join(lines)
 
 
-def settings_cells(i, script):
-    lines = settings_lines(script)
-    text = ('**Settings.** The cell above read the script\'s defaults (a notebook has no command '
-            'line). To try other values, edit them in the next cell and run the whole notebook '
-            'again (*Runtime > Run all*): everything below, from the data onwards, reads them.')
-    code = ['# notebook-only: settings, the same as the command line flags (defaults shown)']
-    return [md(text, i), notebook_cell('\n'.join(code + lines))]
-
-
 def ending_cells(i):
     lines = [f'# notebook-only: this stage\'s result next to stage {i - 1}\'s' if i else
              '# notebook-only: this stage\'s result, the baseline for every later stage',
-             'val_loss = sum(val_losses) / len(val_losses)',
              f"print(f'stage {i} ({stages.concept(i)}), this run: val loss {{val_loss:.4f}} nats '",
              "      f'on {len(val_docs)} held-out names')"]
+    seeds = (f'One run is one seed. Over several seeds (mean ± standard deviation), the '
+             f'committed measurements of `tools/experiments.py` put this stage at its defaults '
+             f'at {{{{exp:ladder.s{i}.{DEFAULT_STEPS}}}}}')
     if i == 0:
         lines += ["print(f'a uniform guess over the {vocab_size} tokens: '",
                   "      f'{math.log(vocab_size):.4f} nats (the loss of knowing nothing)')"]
         text = ('## Result\n\nThe samples above are what counting pairs of letters can do. The '
-                'validation loss below is the number every later stage has to beat.')
+                f'validation loss below is the number every later stage has to beat.\n\n{seeds}.')
     else:
         previous = notebook_name(i - 1)
         lines += [
@@ -408,9 +387,171 @@ def ending_cells(i):
                 f'stage {i - 1}\'s samples. Those come from the outputs committed with '
                 f'`{NOTEBOOK_DIR}/{previous}` (a full run at the default settings), read from '
                 'this copy of the repository or downloaded from GitHub; if you changed the '
-                'settings here, you compare against stage '
-                f'{i - 1} at its defaults.')
+                f'settings here, you compare against stage {i - 1} at its defaults.\n\n'
+                f'{seeds}, and stage {i - 1} at {{{{exp:ladder.s{i - 1}.{DEFAULT_STEPS}}}}}. '
+                'A difference smaller than that spread is no evidence that either stage is '
+                'better.')
     return [md(text, i), notebook_cell('\n'.join(lines))]
+
+
+# --- try it -----------------------------------------------------------------------------------
+
+def try_it_spec(i):
+    """(title, old, new, settings of both runs, extra settings of the changed copy) of stage i's
+    try-it cell; old/new is one exact text edit of the script. Stage 5's ablation is the one of
+    tools/experiments.py (a single definition); stage 2 runs stage 1 instead of a changed copy."""
+    steps = f'--num_steps={TRY_STEPS}'
+    if i == 0:
+        return ('count every training name once instead of 1,000',
+                'num_steps = 1000   # training steps, one name each',
+                "f'num_steps = {len(train_docs)}   # every training name once'",
+                ['--num_samples=0'], [])
+    if i == 1:
+        return ('a smaller learning rate',
+                'learning_rate = 1.0   # at the first step; decays linearly to 0',
+                'learning_rate = 0.3   # at the first step; decays linearly to 0',
+                [steps, '--num_samples=0'], [])
+    if i == 2:
+        return ('stage 1 and stage 2 side by side', None, None, [steps, '--num_samples=0'], [])
+    if i == 3:
+        return ('attention restricted to the current position',
+                'x = attention(q, keys, values)', 'x = attention(q, keys[-1:], values[-1:])',
+                [steps, '--num_samples=0'], [])
+    if i == 4:
+        return ('one head instead of four', 'n_head = 4   # attention heads per layer',
+                'n_head = 1   # attention heads per layer',
+                [steps, '--num_samples=0'], [])
+    experiments = import_experiments()
+    ablation = experiments.ABLATION_BY_NAME['sgd']
+    if len(ablation.edits) != 1:
+        raise BuildError('the sgd ablation of tools/experiments.py is not one text edit')
+    (old, new), = ablation.edits
+    return (ablation.title, old, new, [steps, '--num_samples=0'], list(ablation.settings))
+
+
+def try_it_scripts(i):
+    """The scripts stage i's try-it cell runs (the setup cell fetches them outside the repo)."""
+    return [stages.STAGE_FILES[1], stages.STAGE_FILES[2]] if i == 2 else [stages.STAGE_FILES[i]]
+
+
+def try_it_source(i):
+    title, old, new, settings, copy_settings = try_it_spec(i)
+    lines = [f'# notebook-only: try it: {title}',
+             'import subprocess',
+             'import sys',
+             *(['import tempfile'] if i != 2 else []),
+             '',
+             "DATA = os.path.join(repo_root, 'data', 'names.txt')",
+             'SETTINGS = [' + ', '.join(repr(s) for s in settings)
+             + ", f'--data_path={DATA}']   # both runs"]
+    if i == 2:
+        lines += ['', '',
+                  'def run(path):',
+                  '    """Run a stage script as a program: its progress lines and val loss."""',
+                  '    result = subprocess.run([sys.executable, path, *SETTINGS], capture_output=True,',
+                  '                            text=True)',
+                  '    if result.returncode != 0:',
+                  '        raise RuntimeError(result.stderr)',
+                  "    steps = re.findall(r'^step +(\\d+) / \\d+ \\| loss ([0-9.]+)', result.stdout, re.M)",
+                  "    val = float(re.search(r'^val loss: ([0-9.]+)', result.stdout, re.M).group(1))",
+                  '    return steps, val',
+                  '',
+                  '',
+                  f"steps1, val1 = run(os.path.join(repo_root, '{stages.STAGE_FILES[1]}'))",
+                  'steps2, val2 = run(__file__)',
+                  "print('step   stage 1 loss   stage 2 loss')",
+                  'for (step, loss1), (_, loss2) in zip(steps1, steps2):',
+                  "    print(f'{step:>4}   {loss1:>12}   {loss2:>12}')",
+                  "print(f'val loss: stage 1 {val1:.4f}, stage 2 {val2:.4f}, '",
+                  "      f'difference {val2 - val1:+.4f}')"]
+        return '\n'.join(lines)
+    new_text = new if new.startswith("f'") else repr(new)   # stage 0's NEW is computed
+    if copy_settings:
+        lines.append(f'COPY_SETTINGS = {copy_settings!r}   # the changed copy only')
+    lines += [f'OLD = {old!r}',
+              f'NEW = {new_text}',
+              '',
+              '',
+              'def val_loss_of(path, settings):',
+              '    """Run a stage script as a program; the val loss it prints."""',
+              '    result = subprocess.run([sys.executable, path, *settings], capture_output=True,',
+              '                            text=True)',
+              '    if result.returncode != 0:',
+              '        raise RuntimeError(result.stderr)',
+              "    return float(re.search(r'^val loss: ([0-9.]+)', result.stdout, re.M).group(1))",
+              '',
+              '',
+              "with open(__file__, encoding='utf-8') as f:",
+              '    source = f.read()',
+              "assert source.count(OLD) == 1, 'OLD must occur exactly once in the script'",
+              'copy_path = os.path.join(tempfile.mkdtemp(), SCRIPT)',
+              "with open(copy_path, 'w', encoding='utf-8') as f:",
+              '    f.write(source.replace(OLD, NEW))',
+              "print('the changed copy:')",
+              "print('-', OLD)",
+              "print('+', NEW)"]
+    if copy_settings:
+        lines += ["print('  and', ' '.join(COPY_SETTINGS))",
+                  'copy_settings = SETTINGS + COPY_SETTINGS']
+    else:
+        lines += ['copy_settings = SETTINGS']
+    lines += ["print(f'{SCRIPT}: val loss {val_loss_of(__file__, SETTINGS):.4f}')",
+              "print(f'changed copy: val loss {val_loss_of(copy_path, copy_settings):.4f}')"]
+    return '\n'.join(lines)
+
+
+def try_it_cells(i, unit):
+    """The try-it section at the end of stage i's notebook: prose, the cell, prose after."""
+    heading = '## Try it' + (f': {unit.heading}' if unit.heading else '')
+    cells = [md(f'{heading}\n\n{unit.before}', i), notebook_cell(try_it_source(i))]
+    for kind, text in unit.after:
+        cells.append(md(text, i) if kind == 'md' else notebook_cell(text))
+    return cells
+
+
+# --- measured figures -------------------------------------------------------------------------
+
+def import_experiments():
+    try:
+        import experiments
+    except ImportError as e:
+        raise BuildError(f'cannot import tools/experiments.py ({e})')
+    return experiments
+
+
+_FIGURES = {}
+
+
+def figure_texts():
+    """({key: text} of the committed figures, {keys the experiments' plan will measure})."""
+    if not _FIGURES:
+        experiments = import_experiments()
+        planned = set()
+        for job in experiments.plan():
+            if job.group == 'ladder':
+                planned |= {f'ladder.s{job.stage}.{job.steps}', f'samples.s{job.stage}.{job.steps}'}
+            else:
+                planned |= {f'ablation.{job.name}.{job.steps}',
+                            f'ablation.{job.name}.{job.steps}.val'}
+        _FIGURES['quotes'] = experiments.quotes()
+        _FIGURES['planned'] = planned
+    return _FIGURES['quotes'], _FIGURES['planned']
+
+
+def resolve_figures(text, where, missing):
+    """text with each {{exp:KEY}} replaced by its figure; a planned key not measured yet gives
+    '(not measured yet)' and is added to `missing`; any other key is a BuildError."""
+    def replace(match):
+        key = match.group(1).strip()
+        quotes, planned = figure_texts()
+        if key in quotes:
+            return quotes[key]
+        if key in planned:
+            missing.add(key)
+            return f'(not measured yet: {key})'
+        raise BuildError(f'{where}: unknown figure {{{{exp:{key}}}}} (tools/experiments.py has '
+                         f'no such key; known: {", ".join(sorted(quotes)) or "none yet"})')
+    return FIGURE.sub(replace, text)
 
 
 def read_prose(i, root):
@@ -429,7 +570,7 @@ def build_cells(i, root):
     sections = stages.split_sections(script)
     section_names = [name for name, _ in sections]
     for name, unit in units.items():
-        if name not in section_names:
+        if name not in section_names and name != TRY_IT_HEADING:
             raise BuildError(f'{unit.where}: prose for section "{name}", which '
                              f'{stages.STAGE_FILES[i]} does not have')
     if not goal:
@@ -482,9 +623,10 @@ def build_cells(i, root):
                 cells.append(md(text, i) if kind == 'md' else notebook_cell(text))
         for kind, text in unit.after:
             cells.append(md(text, i) if kind == 'md' else notebook_cell(text))
-        if name == 'command line':
-            cells += settings_cells(i, script)
     cells += ending_cells(i)
+    if TRY_IT_HEADING not in units or not units[TRY_IT_HEADING].before:
+        raise BuildError(f'{rel}: no "## {TRY_IT_HEADING}: ..." prose for the try-it cell')
+    cells += try_it_cells(i, units[TRY_IT_HEADING])
     for n, cell in enumerate(cells):
         cell['id'] = f'stage{i}-cell{n:03d}'
     return cells, title
@@ -508,9 +650,16 @@ def source_hash(i, cells, root):
 
 
 def build_notebook(i, root):
+    """Stage i's notebook without outputs; its source hash leaves the measured figures out."""
     import nbformat
     cells, title = build_cells(i, root)
     digest = source_hash(i, cells, root)
+    missing = set()
+    for cell in cells:
+        if cell['cell_type'] == 'markdown':
+            cell['source'] = resolve_figures(cell['source'], f'{PROSE_DIR}/{stem(i)}.md', missing)
+    for key in sorted(missing):
+        print(f'warning: {notebook_name(i)}: figure {key} is not measured yet', file=sys.stderr)
     nb = nbformat.v4.new_notebook()
     nb.nbformat_minor = 5
     nb.metadata = {
@@ -587,18 +736,25 @@ def readme_text(root):
 
 # --- execution --------------------------------------------------------------------------------
 
-def execute(nb, cwd, overrides=None, timeout=1800):
+def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
     """Run nb top to bottom in a fresh python3 kernel with `cwd` as working directory. overrides
-    maps a settings variable (e.g. 'num_steps') to the text of a new value. Returns a new nb."""
+    maps a setting (e.g. 'num_steps') to the text of a new value, written into the script's
+    settings cell as a learner would; try_steps replaces the try-it cell's TRY_STEPS (tests).
+    Returns a new nb."""
     from nbclient import NotebookClient
     nb = copy.deepcopy(nb)
-    for cell in nb.cells:
-        if overrides and cell.source.startswith('# notebook-only: settings'):
-            for variable, value in overrides.items():
-                pattern = re.compile(rf'^{re.escape(variable)} = .*$', re.M)
-                if not pattern.search(cell.source):
-                    raise BuildError(f'the settings cell has no "{variable} = ..." line')
-                cell.source = pattern.sub(f'{variable} = {value}', cell.source)
+    settings = [cell for cell in nb.cells
+                if cell.metadata.get('microgpt', {}).get('section') == 'settings']
+    for variable, value in (overrides or {}).items():
+        pattern = re.compile(rf'^{re.escape(variable)} = .*$', re.M)
+        if not settings or not pattern.search(settings[0].source):
+            raise BuildError(f'the settings cell has no "{variable} = ..." line')
+        settings[0].source = pattern.sub(f'{variable} = {value}', settings[0].source, count=1)
+    if try_steps is not None:
+        for cell in nb.cells:
+            if cell.source.startswith('# notebook-only: try it: '):
+                cell.source = cell.source.replace(f"'--num_steps={TRY_STEPS}'",
+                                                  f"'--num_steps={try_steps}'")
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', record_timing=False,
                             coalesce_streams=True, resources={'metadata': {'path': str(cwd)}})
     client.execute()
@@ -624,6 +780,26 @@ def existing(path):
         return None
 
 
+def with_outputs_of(nb, old):
+    """nb with the outputs of `old` if they came from nb's sources (the same source hash: only a
+    quoted figure may differ, and figures do not change what the code prints); else None."""
+    digest = nb.metadata['microgpt']['source_sha256']
+    if old is None or old.metadata.get('microgpt', {}).get('outputs_from_sha256') != digest:
+        return None
+    old_code = {cell.id: cell for cell in old.cells if cell.cell_type == 'code'}
+    new_code = [cell for cell in nb.cells if cell.cell_type == 'code']
+    if [cell.id for cell in new_code] != list(old_code) or any(
+            cell.source != old_code[cell.id].source for cell in new_code):
+        return None
+    kept = copy.deepcopy(nb)
+    kept.metadata['microgpt']['outputs_from_sha256'] = digest
+    for cell in kept.cells:
+        if cell.cell_type == 'code':
+            cell.outputs = copy.deepcopy(old_code[cell.id].outputs)
+            cell.execution_count = old_code[cell.id].execution_count
+    return kept
+
+
 def check(root, which):
     problems = []
     for i in which:
@@ -633,11 +809,13 @@ def check(root, which):
         if old is None:
             problems.append(f'{path.name}: missing')
             continue
+        meta = nb.metadata['microgpt']
+        fresh_outputs = old.metadata.get('microgpt', {}) == {
+            **meta, 'outputs_from_sha256': meta['source_sha256']}
         if cells_without_outputs(old) != cells_without_outputs(nb):
-            problems.append(f'{path.name}: cells differ from a fresh build')
-        elif old.metadata.get('microgpt', {}) != {**nb.metadata['microgpt'],
-                                                  'outputs_from_sha256': nb.metadata[
-                                                      'microgpt']['source_sha256']}:
+            why = ' (a quoted figure changed)' if with_outputs_of(nb, old) is not None else ''
+            problems.append(f'{path.name}: cells differ from a fresh build{why}')
+        if not fresh_outputs:
             problems.append(f'{path.name}: outputs are missing or come from older sources')
         elif path.read_text(encoding='utf-8') != dumps(old):
             problems.append(f'{path.name}: not written by this tool (formatting differs)')
@@ -675,11 +853,11 @@ def main():
             path = out_dir / notebook_name(i)
             digest = nb.metadata['microgpt']['source_sha256']
             old = existing(path)
-            fresh = (old is not None and cells_without_outputs(old) == cells_without_outputs(nb)
-                     and old.metadata.get('microgpt', {}).get('outputs_from_sha256') == digest)
-            if fresh and not args.force:
-                nb = old
-                note = 'unchanged, outputs kept'
+            kept = with_outputs_of(nb, old)
+            if kept is not None and not args.force:
+                note = ('unchanged, outputs kept' if dumps(kept) == dumps(old) else
+                        'measured figures updated, outputs kept')
+                nb = kept
             elif args.execute:
                 env_backend = os.environ.pop('MPLBACKEND', None)   # inline figures, not Agg
                 start = time.perf_counter()

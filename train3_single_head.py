@@ -103,8 +103,7 @@ class Value:
 
     def backward(self):
         """Chain rule from this node back to every leaf: d(self)/d(node) into node.grad."""
-        # topological order (each node after its children), with a stack: no recursion limit
-        topo = []
+        topo = []   # each node after its children; built with a stack: no recursion limit
         visited = set()
         stack = [(self, False)]
         while stack:
@@ -114,7 +113,8 @@ class Value:
             elif node not in visited:
                 visited.add(node)
                 stack.append((node, True))
-                stack.extend((child, False) for child in node._children)
+                for child in node._children:
+                    stack.append((child, False))
         self.grad = 1.0
         for node in reversed(topo):
             for child, local_grad in zip(node._children, node._local_grads):

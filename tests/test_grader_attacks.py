@@ -2,8 +2,9 @@
 issue 11, each solving nothing, in one stage 3 class with honest classmates. Every attack scores
 0 on the exercise it attacks (3.2, attention) while the honest notebook and .py export keep full
 marks, and the grader writes grades for the whole class. The class is graded twice: as the user
-running the tests (root in CI: bubblewrap started by root) and, when that is root, with bubblewrap
-started by an unprivileged user (setpriv), the path an ordinary user's grading takes.
+running the tests (root in CI, where the sandbox drops to uid 65534 itself) and, when that is
+root, with bubblewrap started by uid 65534 (setpriv), the path an ordinary user's grading takes.
+A last test asks from inside the sandbox what it forbids (fork, other processes, files, network).
 
 Run: python -m pytest -q tests/test_grader_attacks.py
 """
@@ -26,8 +27,8 @@ PROBES = exercises.CHECKS_DIR / "probes.py"
 STUB = "raise NotImplementedError('exercise 3.2: One attention head')\n"
 
 # Each attack replaces the stub line of attention() in the untouched handout (ATTACK_BODY) or
-# runs at the top of the exercise cell (ATTACK_CELL). {grader_pid}, {repo} and {folder} are
-# filled in: what a student could find out (a pid, the paths on the instructor's machine).
+# runs at the top of the exercise cell (ATTACK_CELL). {grader_pid}, {repo}, {folder} and
+# {probes} are filled in: what a student could find out (a pid, paths on the instructor's machine).
 ATTACK_CELL = {
     "main_state": """
 import json, sys

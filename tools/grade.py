@@ -242,18 +242,20 @@ def sandbox_command(isolated, names_fd):
             cmd += ['--symlink', os.readlink(path), path]
         elif os.path.isdir(path):
             cmd += ['--ro-bind', path, path]
-    prefix = os.path.dirname(os.path.dirname(os.path.realpath(SANDBOX_PYTHON)))
-    for path in sorted({prefix, sys.base_prefix, sys.prefix} if SANDBOX_PYTHON ==
-                       sys.executable else {prefix}):
-        if path != '/usr' and not path.startswith('/usr/'):
-            parents = list(reversed(Path(path).parents))[1:]   # made traversable for uid 65534
-            cmd += [arg for p in parents for arg in ['--perms', '0755', '--dir', str(p)]]
-            cmd += ['--ro-bind', path, path]
     scratch = ['--size', str(16 << 20), '--perms', '01777', '--tmpfs']   # writable, vanishes
-    return cmd + ['--proc', '/proc', '--dev', '/dev', *scratch, '/tmp', *scratch, '/job',
-                  '--ro-bind-data', str(names_fd),
-                  '/job/data/names.txt', '--chdir', '/job', '--clearenv', '--setenv', 'LANG',
-                  'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0', '--'] + python
+    cmd += ['--proc', '/proc', '--dev', '/dev', *scratch, '/tmp', *scratch, '/job']
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(SANDBOX_PYTHON)))
+    pythons = {prefix, sys.base_prefix, sys.prefix} if SANDBOX_PYTHON == sys.executable \
+        else {prefix}   # a virtual environment and the Python it was made from
+    binds = sorted(p for p in pythons if p != '/usr' and not p.startswith('/usr/'))
+    parents = sorted({str(q) for p in binds for q in Path(p).parents} - {'/'})
+    for path in parents:   # made here, not copied from the host, so uid 65534 can enter them
+        if not any(path.startswith(b + '/') for b in binds):
+            cmd += ['--perms', '0755', '--dir', path]
+    cmd += [arg for path in binds for arg in ['--ro-bind', path, path]]
+    return cmd + ['--ro-bind-data', str(names_fd), '/job/data/names.txt', '--chdir', '/job',
+                  '--clearenv', '--setenv', 'LANG', 'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0',
+                  '--'] + python
 
 
 def isolation_problem():
@@ -263,7 +265,11 @@ def isolation_problem():
     with open(ROOT / 'data' / 'names.txt', 'rb') as names:
         cmd = sandbox_command(True, names.fileno())
         cmd[-1] = 'pass'
-        proc = subprocess.run(cmd, capture_output=True, timeout=60, pass_fds=(names.fileno(),))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=60,
+                                  pass_fds=(names.fileno(),))
+        except subprocess.TimeoutExpired:
+            return 'bubblewrap did not start a Python within 60 s'
     if proc.returncode:
         why = (proc.stderr.decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]
         return f'bubblewrap cannot make a sandbox here ({why})'

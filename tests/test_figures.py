@@ -163,6 +163,13 @@ def test_paired_json_timed_the_current_scripts_and_matched_every_loss():
         assert row["max_loss_difference"] <= 1e-9
 
 
+def test_paired_per_step_time_is_within_10_percent_of_before_issue_9():
+    """Issue 9's no-regression promise, read from the recorded measurement (no timing here)."""
+    paired = readme_figures.load_json(readme_figures.PAIRED, readme_figures.PAIRED_COMMAND)
+    for row in paired["stages"]:
+        assert row["ratio"] <= readme_figures.PAIRED_LIMIT, row["stage"]
+
+
 def test_paired_table_puts_each_figure_in_its_column():
     paired = {"machine": fake_machine(), "load_avg": [3.5, 3.0, 2.0], "old_rev": "aaaaaaa",
               "steps": 200, "repetitions": 3, "stages": [
@@ -179,6 +186,9 @@ def test_paired_table_puts_each_figure_in_its_column():
         "largest per-step loss difference": "0",
     }]
     assert "`--num_steps=200`" in markdown and "3 runs each" in markdown
+    assert "the largest here is 1.100 (stage 4)." in markdown
+    paired["stages"][0]["ratio"] = 1.25
+    assert "1.250 (stage 4: over the limit)" in readme_figures.render_paired(paired)
     assert "load average 3.5" in markdown
 
 

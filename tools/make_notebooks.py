@@ -714,6 +714,11 @@ def readme_text(root):
         lines.append(f'| {i} | [{notebook_name(i)}]({notebook_name(i)}) {badge} | {teaches} |')
     lines += [
         '',
+        'Beside every notebook: the [glossary](GLOSSARY.md), each name and idea of the course',
+        'in one or two sentences with the stage that introduces it, and [the model',
+        'diagrams](MODELS.md), the data flow of the model at each stage with the shape of every',
+        'vector.',
+        '',
         '## How they are made',
         '',
         f'`python {TOOL}` builds every notebook from its script (`trainN_*.py`) and its prose',

@@ -85,7 +85,8 @@ def check_cells(ex):
     """The visible and the hidden check cell of an exercise, half its points each."""
     key = ex.id.replace('.', '_')
     visible = exercises.code(f'# check for exercise {ex.id}: run this cell after writing your '
-                             'code\n' + standalone_check(f'check_{ex.name}'),
+                             'code (it defines\n# its own helpers, so that no other cell can '
+                             'change what it checks)\n' + standalone_check(f'check_{ex.name}'),
                              {'source': 'check', 'exercise': ex.id})
     visible['metadata']['nbgrader'] = nbgrader_meta(f'check{key}', grade=True, locked=True,
                                                     points=ex.points // 2)

@@ -232,6 +232,7 @@ FOUND = {{'fork': attempt(fork), 'uid': attempt(os.getuid),
          'processes': attempt(lambda: len([p for p in os.listdir('/proc') if p.isdigit()])),
          'network': attempt(lambda: socket.create_connection(('1.1.1.1', 80), timeout=1)),
          'scratch': attempt(lambda: write({canary!r})),
+         'other folders': [attempt(lambda: write(p)) for p in ['/x', '/dev/x', '/dev/shm/x']],
          'setuid programs': attempt(lambda: 'NoNewPrivs:\t1' in open('/proc/self/status').read())}}
 """
     probes = ("def probe_spy(ns):\n"
@@ -247,6 +248,7 @@ FOUND = {{'fork': attempt(fork), 'uid': attempt(os.getuid),
     assert found["processes"] in ("1", "2")   # bubblewrap's init and itself: not the grader
     assert found["network"] == "OSError"
     assert found["scratch"] == "written" and not os.path.exists(canary)
+    assert "written" not in found["other folders"]   # only the two small scratch folders
     assert found["setuid programs"] == "True"   # no_new_privs: su or mount give nothing
 
 

@@ -253,6 +253,7 @@ def sandbox_command(isolated, names_fd):
         if not any(path.startswith(b + '/') for b in binds):
             cmd += ['--perms', '0755', '--dir', path]
     cmd += [arg for path in binds for arg in ['--ro-bind', path, path]]
+    cmd += ['--remount-ro', '/', '--remount-ro', '/dev']   # only /tmp and /job are writable
     return cmd + ['--ro-bind-data', str(names_fd), '/job/data/names.txt', '--chdir', '/job',
                   '--clearenv', '--setenv', 'LANG', 'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0',
                   '--'] + python

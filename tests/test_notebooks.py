@@ -142,6 +142,14 @@ def test_a_figure_placeholder_becomes_the_committed_figure():
     assert '{{exp:' not in prose
 
 
+def test_a_budget_name_in_a_figure_key_follows_the_experiments_plan():
+    import experiments
+    text = '{{exp:ablation.sgd.SHORT}} at {{exp:ABLATION_LONG}} steps'
+    resolved = make_notebooks.resolve_figures(text, 'test', set())
+    assert resolved == (f"{experiments.quote('ablation', name='sgd', steps=experiments.SHORT)} at "
+                        f'{experiments.ABLATION_LONG:,} steps')
+
+
 @pytest.mark.parametrize('i', STAGES)
 def test_try_it_edit_matches_the_script_exactly_once(i):
     _, old, new, _, _ = make_notebooks.try_it_spec(i)

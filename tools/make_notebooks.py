@@ -18,10 +18,12 @@ cell (`# === settings ===`): a notebook changes them by editing that cell.
 
 Prose never types a measured figure: `{{exp:KEY}}` stands for the figure of tools/experiments.py
 with that key (`experiments.quotes()`, e.g. {{exp:ladder.s3.1000}} -> '2.432 ± 0.004 (3
-seeds)'), read from the committed benchmarks/experiments/results.json. A key that the
-experiments' plan will measure but has not yet renders as "(not measured yet)" with a warning;
-any other key stops the build. The figures are not part of a notebook's source hash: when the
-results change, a plain build updates the text and keeps the outputs.
+seeds)'), read from the committed benchmarks/experiments/results.json. In a key, SHORT, LONG or
+ABLATION_LONG stands for that budget of the experiments' plan, and {{exp:ABLATION_LONG}} alone
+gives its number ('3,000'), so the prose follows a change of plan. A key that the plan will
+measure but has not yet renders as "(not measured yet: KEY)" with a warning; any other key
+stops the build. The figures are not part of a notebook's source hash: when the results
+change, a plain build updates the text and keeps the outputs.
 
   python tools/make_notebooks.py            build; keeps outputs whose sources did not change
   python tools/make_notebooks.py --execute  build, run each notebook whose outputs are stale at
@@ -54,6 +56,9 @@ TOOL = 'tools/make_notebooks.py'
 FENCE = re.compile(r'^```(\w*)\s*$')
 AFTER_MARKER = '<!-- after -->'
 FIGURE = re.compile(r'\{\{exp:([^{}]+)\}\}')   # {{exp:KEY}}: a figure of tools/experiments.py
+# budgets of tools/experiments.py a key may name instead of a number of steps, so that prose
+# follows the plan: {{exp:ABLATION_LONG}} -> '3,000', {{exp:ablation.sgd.ABLATION_LONG}}
+BUDGETS = ('SHORT', 'LONG', 'ABLATION_LONG')
 TRY_IT_HEADING = 'try it'   # the pseudo-section of a prose file that introduces the try-it cell
 DEFAULT_STEPS = 1000   # every stage's default num_steps
 TRY_STEPS = 300   # training steps of each run in a try-it cell (about 30 s for stages 3-5)
@@ -539,11 +544,17 @@ def figure_texts():
 
 
 def resolve_figures(text, where, missing):
-    """text with each {{exp:KEY}} replaced by its figure; a planned key not measured yet gives
+    """text with each {{exp:KEY}} replaced by its figure (a part of KEY that names one of BUDGETS
+    stands for its number of steps; KEY itself a budget gives that number, as '3,000'); a planned
+    key not measured yet gives
     '(not measured yet)' and is added to `missing`; any other key is a BuildError."""
     def replace(match):
         key = match.group(1).strip()
         quotes, planned = figure_texts()
+        budgets = {name: getattr(import_experiments(), name) for name in BUDGETS}
+        if key in budgets:
+            return f'{budgets[key]:,}'
+        key = '.'.join(str(budgets.get(part, part)) for part in key.split('.'))
         if key in quotes:
             return quotes[key]
         if key in planned:

@@ -58,7 +58,7 @@ DATA = stages.ROOT / "data" / "names.txt"
 SEEDS = [1, 2, 3]
 SHORT = 1000   # every stage's default num_steps
 LONG = 10000
-ABLATION_LONG = 10000   # the larger ablation budget (3,000-5,000 if time is short)
+ABLATION_LONG = 3000   # every ablation at 3,000, then at LONG as far as time allows
 FULL_STAGE = 5   # the ablations change train5_adam.py
 NUM_SAMPLES = 50
 # Rough wall seconds per training step of each stage, run alone on the 2-core machine, for --plan
@@ -71,8 +71,7 @@ ABLATIONS = [
     Ablation("attention_current", "attention restricted to the current position",
              [("attention(q_h, k_h, v_h)", "attention(q_h, k_h[-1:], v_h[-1:])")], []),
     Ablation("no_position", "no position embeddings",
-             [("x = [t + p for t, p in zip(tok_emb, pos_emb)]   # (n_embd,)",
-               "x = tok_emb   # (n_embd,)")], []),
+             [("x = [t + p for t, p in zip(tok_emb, pos_emb)]", "x = tok_emb")], []),
     Ablation("two_layers", "2 layers instead of 1", [], ["--n_layer=2"]),
     Ablation("one_head", "1 head instead of 4", [], ["--n_head=1"]),
     Ablation("no_residual", "no residual connections",
@@ -88,6 +87,7 @@ ABLATIONS = [
              ["--learning_rate=0.1"]),
 ]
 ABLATION_BY_NAME = {a.name: a for a in ABLATIONS}
+EXTRA_LONG_ABLATIONS = [a.name for a in ABLATIONS]   # at LONG too, after everything else
 
 
 class Stale(Exception):
@@ -104,8 +104,9 @@ def data_split():
 def plan(num_train=None):
     """Every job, in the order they run: (1) the ladder at SHORT, (2) the ablations at SHORT,
     (3) the ladder at LONG, (4) the ablations at ABLATION_LONG (with the full model first if
-    that is not LONG). Stage 2 computes what stage 1 computes (tests/test_math.py, to 1e-9),
-    so it is not run at LONG. Stage 0 also runs one full epoch (num_train steps)."""
+    that is not LONG), (5) EXTRA_LONG_ABLATIONS at LONG. Stage 2 computes what stage 1
+    computes (tests/test_math.py, to 1e-9), so it is not run at LONG. Stage 0 also runs one
+    full epoch (num_train steps)."""
     if num_train is None:
         num_train = data_split()[2]
     ladder = lambda stage, steps: [Job("ladder", f"stage{stage}", stage, steps, s) for s in SEEDS]
@@ -123,6 +124,8 @@ def plan(num_train=None):
         jobs += ladder(FULL_STAGE, ABLATION_LONG)
     for a in ABLATIONS:
         jobs += ablation(a.name, ABLATION_LONG)
+    for name in EXTRA_LONG_ABLATIONS:
+        jobs += ablation(name, LONG)
     return jobs
 
 
@@ -621,8 +624,9 @@ def render_figures(results, num_train):
                     low.append(d.mean - d.min)
                     high.append(d.max - d.mean)
             if ys:
+                color = {SHORT: "C0", LONG: "C1"}.get(steps, "C2")   # as in the ladder figure
                 ax.errorbar(diffs, ys, xerr=[low, high], fmt="os^"[b % 3], capsize=3,
-                            label=f"{steps:,} steps", color=f"C{b}")
+                            label=f"{steps:,} steps", color=color)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(ABLATIONS)))
         ax.set_yticklabels([a.title.split(" (")[0] for a in ABLATIONS], fontsize=8)

@@ -9,13 +9,16 @@ Each goes between a pair of marker lines, and nothing outside them is touched. I
     <!-- END generated: reference comparison -->
     <!-- BEGIN generated: benchmarks (tools/readme_figures.py) -->
     <!-- END generated: benchmarks -->
+    <!-- BEGIN generated: what the numbers say (tools/readme_figures.py) -->
+    <!-- END generated: what the numbers say -->
 
 and in benchmarks/README.md the same with `engine details`, `paired` and `profile`. The figures
 come from benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/seeds.json
 (`python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10`), benchmarks/engine.json
 (`python tools/benchmark.py --engine-compare`), benchmarks/paired.json (`python
 tools/benchmark.py --paired`) and benchmarks/profile.txt (`python tools/benchmark.py --profile
-5 --steps 10 > benchmarks/profile.txt`); line counts of the stage diffs from tools/stages.py; the
+5 --steps 10 > benchmarks/profile.txt`), benchmarks/experiments/results.json (`python
+tools/experiments.py`, quoted through its quotes()); line counts of the stage diffs from tools/stages.py; the
 GitHub repository of the Colab badges from tools/repo.py.
 
     python tools/readme_figures.py            # rewrite the generated blocks
@@ -31,6 +34,7 @@ import json
 import sys
 from pathlib import Path
 
+import experiments
 import repo
 import stages
 from benchmark import machine_line
@@ -62,6 +66,8 @@ DETAILS_MARKERS = (f"<!-- BEGIN generated: engine details ({TOOL}) -->",
                    "<!-- END generated: engine details -->")
 PROFILE_MARKERS = (f"<!-- BEGIN generated: profile ({TOOL}) -->",
                    "<!-- END generated: profile -->")
+NUMBERS_MARKERS = (f"<!-- BEGIN generated: what the numbers say ({TOOL}) -->",
+                   "<!-- END generated: what the numbers say -->")
 PAIRED_MARKERS = (f"<!-- BEGIN generated: paired ({TOOL}) -->",
                   "<!-- END generated: paired -->")
 
@@ -300,6 +306,37 @@ def render_paired(paired):
     return "\n".join(lines) + "\n"
 
 
+def render_numbers(quotes):
+    """The README's summary of benchmarks/experiments: each stage's val loss at the default and
+    the long budget, and each ablation's difference to the full model, with the seed spread, as
+    experiments.quotes() words them."""
+    budgets = [experiments.SHORT, experiments.LONG]
+    lines = ["![val loss by stage and budget](benchmarks/experiments/ladder.png)", "",
+             "| stage | concept | " + " | ".join(f"val loss, {b:,} steps" for b in budgets) + " |",
+             "|---:|---|" + "---:|" * len(budgets)]
+    for i in range(len(stages.STAGE_FILES)):
+        cells = [quotes.get(f"ladder.s{i}.{b}", "not run") for b in budgets]
+        if i == 2 and cells[1] == "not run":
+            cells[1] = "= stage 1 (same computation)"
+        lines.append(f"| {i} | {stages.CONCEPTS[i]} | " + " | ".join(cells) + " |")
+    budgets = [b for b in sorted({experiments.SHORT, experiments.ABLATION_LONG, experiments.LONG})
+               if any(f"ablation.{a.name}.{b}" in quotes for a in experiments.ABLATIONS)]
+    lines += ["", "![ablations: val loss difference to the full model]"
+              "(benchmarks/experiments/ablations.png)", "",
+              "| change to the full model (stage 5) | " + " | ".join(
+                  f"val loss difference, {b:,} steps" for b in budgets) + " |",
+              "|---|" + "---:|" * len(budgets)]
+    for ablation in experiments.ABLATIONS:
+        cells = [quotes.get(f"ablation.{ablation.name}.{b}", "not run") for b in budgets]
+        lines.append(f"| {ablation.title} | " + " | ".join(cells) + " |")
+    lines += ["", "Val loss in nats per character on the 300 held-out names: mean ± standard "
+              "deviation over seeds; a difference is the ablated model's loss minus the full "
+              "model's with the same seed, positive when the model does worse without the concept. "
+              "All of it from [benchmarks/experiments](benchmarks/experiments/README.md), made by "
+              "`python tools/experiments.py`."]
+    return "\n".join(lines) + "\n"
+
+
 def render_profile(profile_text):
     """The profile (benchmarks/profile.txt) as a fenced block."""
     return "```text\n" + profile_text.rstrip("\n") + "\n```\n"
@@ -363,7 +400,8 @@ def rendered_files():
     blocks = {
         README: [(COURSE_MARKERS, render_course_table(results, diff_counts)),
                  (REFERENCE_MARKERS, render_reference_table(results, seeds)),
-                 (BENCH_MARKERS, render_benchmarks(engine))],
+                 (BENCH_MARKERS, render_benchmarks(engine)),
+                 (NUMBERS_MARKERS, render_numbers(experiments.quotes()))],
         BENCH_README: [(DETAILS_MARKERS, render_engine_details(engine)),
                        (PAIRED_MARKERS, render_paired(paired)),
                        (PROFILE_MARKERS, render_profile(profile))],

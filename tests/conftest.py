@@ -6,7 +6,9 @@ the script had been run with `argv`, and returns that namespace (its printed out
 ns['_stdout']). run_section(ns, i, name) then execs one more section into the same namespace.
 """
 import contextlib
+import functools
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,19 @@ def names_file(tmp_path_factory):
     path.write_text("\n".join(names) + "\n", encoding="utf-8")
     return path
 
+
+
+@functools.lru_cache(maxsize=None)
+def _isolation_problem():
+    import grade   # tools/grade.py, on sys.path above
+    return grade.isolation_problem()
+
+
+def require_sandbox():
+    """Skip a test that grades in the grader's bubblewrap sandbox where none can be made (a
+    laptop without bubblewrap), saying why; in CI (CI=true), which installs it (.ci/run), fail."""
+    problem = _isolation_problem()
+    if problem and os.environ.get("CI") == "true":
+        pytest.fail(f"no sandbox in CI: {problem}")
+    if problem:
+        pytest.skip(f"no sandbox here: {problem}")

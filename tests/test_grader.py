@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_sandbox
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -26,6 +27,7 @@ IDS = {stage: [ex.id for ex in exercises.stage_exercises(stage)] for stage in ST
 
 def grade_files(tmp_path, stage, files, timeout=5):
     """Grade {name: text} as one class folder; {student: {exercise: (points, reason)}}."""
+    require_sandbox()
     folder = tmp_path / f"class{stage}"
     folder.mkdir()
     for name, text in files.items():

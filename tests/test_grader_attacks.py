@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_sandbox
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -168,6 +169,7 @@ def nobody_python():
 @pytest.fixture(scope="module", params=["own_user", "unprivileged_user"])
 def sandbox_user(request):
     """Grade as the tests' own user, then (as root) with bwrap started by uid 65534."""
+    require_sandbox()
     if request.param == "unprivileged_user":
         python = nobody_python()
         if python is None:
@@ -295,6 +297,7 @@ def test_unparsable_notebooks_score_zero_and_the_class_is_still_graded(graded_cl
 
 
 def test_the_grader_stays_small_while_a_submission_floods_its_output(tmp_path):
+    require_sandbox()
     folder = tmp_path / "class"
     folder.mkdir()
     (folder / "flood.ipynb").write_text(attack_notebook("floods_output", 0, folder))

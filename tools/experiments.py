@@ -521,9 +521,11 @@ def render_readme(results, num_train):
     both = sorted(set(sgd) & set(four))
     if both:
         gap = max(abs(sgd[s] - four[s]) for s in both)
-        lines += ["", f"The SGD ablation is stage 4's model and optimizer in stage 5's script: at "
-                  f"{SHORT:,} steps its val loss differs from stage 4's by at most {gap:.4f} "
-                  f"over seeds {', '.join(map(str, both))}."]
+        same = "equal to stage 4's" if gap == 0 else f"within {gap:.4f} of stage 4's"
+        lines += ["", f"The SGD ablation is stage 4's model, initialization and update in stage "
+                  f"5's script: at {SHORT:,} steps its val losses are {same} for seeds "
+                  f"{', '.join(map(str, both))}, so the ladder's stage 4 row shows it at "
+                  f"{LONG:,} steps too."]
     lines += ["", "## Samples: how many are names the model was trained on", "",
               f"Each run samples {NUM_SAMPLES} names at temperature 0.5; the shares count all "
               "seeds' samples, a name sampled twice twice; 'distinct' counts each name once. "

@@ -81,6 +81,7 @@ class Exercise:
     targets: list
     points: int = 10
     defines: list = field(default_factory=list)   # names the student's cell must define
+    asks: str = ''   # a prose table column that holds the answers: asked, not printed
 
 
 EXERCISES = [
@@ -182,7 +183,7 @@ EXERCISES = [
               Lines('        return Value(max(0.0, self.data), (self,), '
                     '(float(self.data > 0),))\n',
                     'return Value(<relu>, (self,), (<d/dself>,))')],
-             defines=['Value']),
+             defines=['Value'], asks='local derivatives'),
     Exercise('2.2', 2, 'backward', 'backward(): the chain rule over the whole graph', 45,
              'reverse-mode autodiff: a topological order, and += because a node can be used twice',
              'Write the body of `Value.backward()`: put every node of the graph that produced '
@@ -271,7 +272,7 @@ EXERCISES = [
              'gradient `g`: `m = beta1 m + (1 - beta1) g` and `v = beta2 v + (1 - beta2) g^2` '
              '(stored in `adam_m[j]`, `adam_v[j]`); the bias-corrected `m_hat = m / (1 - beta1^t)` '
              'and `v_hat = v / (1 - beta2^t)` with `t = step + 1`; then '
-             '`p.data -= lr_t * m_hat / (sqrt(v_hat) + eps_adam)`. Finally reset `p.grad` to 0 '
+             '`p.data -= lr_t * m_hat / (sqrt(v_hat) + 1e-8)`. Finally reset `p.grad` to 0 '
              'for the next `backward()`.',
              [Body('adam_update', 'update adam_m[j] and adam_v[j], bias-correct them, step '
                                   'p.data, reset p.grad')]),
@@ -561,17 +562,43 @@ def handout_setup(text):
     return SETUP_NEEDED.sub("NEEDED = ['data/names.txt']", text)
 
 
-def handout_prose(text, header):
+def handout_prose(text, header, exs):
     if header:
         text = '\n\n'.join(p for p in text.split('\n\n') if not p.startswith(HEADER_DROPPED))
+    for ex in exs:
+        if ex.asks:
+            text = asked(text, ex)
     return SOLUTION_LINK.sub(r'\1', text)
 
 
-def build_handout(stage, mode='stub', root=ROOT):
+def asked(text, ex):
+    """The prose with the column ex.asks of its tables turned into question marks below the first
+    row (the worked example), so that the answers of exercise ex are not printed before it."""
+    out = []
+    column = None
+    for line in text.split('\n'):
+        cells = line.split('|')
+        if line.startswith('|') and ex.asks in [c.strip() for c in cells]:
+            column, rows = [c.strip() for c in cells].index(ex.asks), 0
+        elif column is not None and line.startswith('|'):
+            rows += 1 if set(line) - set('|-: ') else 0   # not the |---| line
+            if rows > 1:
+                cells[column] = ' ? '
+                line = '|'.join(cells)
+        elif column is not None:
+            out += ['', f'*The question marks are exercise {ex.id}: work them out there.*']
+            column = None
+        out.append(line)
+    return '\n'.join(out)
+
+
+def build_handout(stage, mode='stub', root=ROOT, solved=()):
     """The handout notebook (a dict) of a stage. mode: 'stub' (students), 'solution'
-    (reference filled in) or 'nbgrader' (solutions between BEGIN/END SOLUTION markers)."""
+    (reference filled in) or 'nbgrader' (solutions between BEGIN/END SOLUTION markers); the
+    exercises in `solved` get their solution whatever the mode (the grader's context)."""
     nb = load_companion(stage, root)
     exs = stage_exercises(stage)
+    modes = {ex.id: 'solution' if ex.id in solved else mode for ex in exs}
     script = stages.read_stage(stage, root)
     regions = {}   # (exercise id, target index) -> region text in the (progressively) edited
     for ex in exs:
@@ -593,7 +620,7 @@ def build_handout(stage, mode='stub', root=ROOT):
             new = copy.deepcopy(cell)
             new['source'] = handout_setup(cell_text(cell)) if setup else cell_text(cell)
             if new['cell_type'] == 'markdown':
-                new['source'] = handout_prose(new['source'], header=cell is nb['cells'][0])
+                new['source'] = handout_prose(new['source'], cell is nb['cells'][0], exs)
             if new['cell_type'] == 'code':
                 new['outputs'] = []
                 new['execution_count'] = None
@@ -603,7 +630,7 @@ def build_handout(stage, mode='stub', root=ROOT):
             if setup:
                 cells.append(code(helpers_source(), {'source': 'notebook-only'}))
             continue
-        cells.extend(transform_script_cell(cell_text(cell), meta['section'], exs, regions, mode,
+        cells.extend(transform_script_cell(cell_text(cell), meta['section'], exs, regions, modes,
                                            done))
     cells[0:0] = [md(intro_cell(stage), {'source': 'exercises'})]
     for k, cell in enumerate(cells):
@@ -615,9 +642,10 @@ def build_handout(stage, mode='stub', root=ROOT):
     return {'cells': cells, 'metadata': metadata, 'nbformat': 4, 'nbformat_minor': 5}
 
 
-def transform_script_cell(text, section, exs, regions, mode, done):
-    """The handout cells that one script cell becomes. `done` collects the (exercise id, target
-    index) of extracted functions already placed in a cell, across the cells of a notebook."""
+def transform_script_cell(text, section, exs, regions, modes, done):
+    """The handout cells that one script cell becomes ({exercise id: mode}). `done` collects the
+    (exercise id, target index) of extracted functions already placed in a cell, across the cells
+    of a notebook."""
     edits = []   # (replacement, exercise, target, kind), applied in exercise order
     for ex in exs:
         for k, target in enumerate(ex.targets):
@@ -628,7 +656,7 @@ def transform_script_cell(text, section, exs, regions, mode, done):
                 replacement = target.call + '\n'
                 edits.append((replacement, ex, target, 'call'))
             else:
-                replacement = replaced_region(ex, target, region, mode)
+                replacement = replaced_region(ex, target, region, modes[ex.id])
                 edits.append((replacement, ex, target, 'inline'))
             text = text.replace(region, replacement)
     if not edits:
@@ -654,14 +682,15 @@ def transform_script_cell(text, section, exs, regions, mode, done):
             for ex in owners:   # an exercise's extracted functions join its exercise cell
                 for k, target in enumerate(ex.targets):
                     if isinstance(target, Extract):
-                        extra += '\n\n' + extracted_function(ex, target, regions[ex.id, k], mode)
+                        extra += '\n\n' + extracted_function(ex, target, regions[ex.id, k],
+                                                               modes[ex.id])
                         done.add((ex.id, k))
             out += exercise_cells(owners, chunk + extra, section)
         else:
             pending = [ex for ex in owners if any(isinstance(t, Extract) and (ex.id, k) not in
                        done for k, t in enumerate(ex.targets))]
             for ex in pending:
-                src = '\n\n'.join(extracted_function(ex, t, regions[ex.id, k], mode)
+                src = '\n\n'.join(extracted_function(ex, t, regions[ex.id, k], modes[ex.id])
                                   for k, t in enumerate(ex.targets) if isinstance(t, Extract))
                 done.update((ex.id, k) for k, t in enumerate(ex.targets) if isinstance(t, Extract))
                 out += exercise_cells([ex], src, section)
@@ -688,12 +717,15 @@ def dumps(nb):
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + '\n'
 
 
-def grader_context(stage, root=ROOT):
-    """[(label, source)]: the stub handout's code that the grader runs before a student's code:
-    its script and exercise cells outside the training/evaluation/sampling sections (plus the
-    exercise cells there, which only define functions), with tiny settings after the command
-    line. Check and notebook-only cells are left out."""
-    nb = build_handout(stage, 'stub', root)
+def grader_context(stage, ex_id, root=ROOT):
+    """[(label, source)]: the handout's code that the grader runs before a student's code for
+    exercise ex_id: its script and exercise cells outside the training/evaluation/sampling
+    sections (plus the exercise cells there, which only define functions), with tiny settings
+    after the command line. Ex_id is a stub; the stage's other exercises are solved, so that a
+    probe calls the real collaborators (a student may inline rmsnorm rather than call it). Check
+    and notebook-only cells are left out."""
+    others = {ex.id for ex in stage_exercises(stage)} - {ex_id}
+    nb = build_handout(stage, 'stub', root, solved=others)
     parts = []
     for cell in nb['cells']:
         meta = cell['metadata'].get('microgpt', {})

@@ -1,6 +1,6 @@
 """Grade a folder of submitted exercise notebooks (.ipynb) and .py exports for one stage.
 
-  python tools/grade.py STAGE FOLDER [--out DIR] [--workers 2] [--timeout 5] [--memory-mb 1024]
+  python tools/grade.py STAGE FOLDER [--out DIR] [--workers 2] [--timeout 5] [--memory-mb 768]
   python tools/grade.py --demo-class 40 [--stage 2] [--out DIR]   make a class and grade it
   add --no-isolation to run student code without a sandbox (only where bubblewrap cannot run)
 
@@ -24,14 +24,15 @@ with the reason; a submission that cannot be graded at all scores 0 with the rea
 rest of the class is still graded.
 """
 import argparse
-import ast
 import csv
+import io
 import json
 import os
 import re
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -45,181 +46,18 @@ import exercises  # noqa: E402
 import stages  # noqa: E402
 
 ROOT = stages.ROOT
-KEEP_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
-                   ast.ClassDef)
 MAX_ANSWER = 1 << 20   # bytes a sandbox may print; more is an oversized answer
 MAX_SUBMISSION = 20 << 20   # bytes of a submitted file; more is not read
 SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
 LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
-
-# The program each sandbox runs (python -I -S -c RUNNER), reading its job as JSON on stdin and
-# printing {"cell": error or null, "cases": {label: {"value": ...} or {"error": ...}}}.
-RUNNER = r'''
-import ast, json, os, resource, sys
-job = json.loads(sys.stdin.read())
-# modules the stage code, probes or students may import, loaded before the limits
-import argparse, bisect, collections, contextlib, copy, dataclasses, encodings.utf_8_sig
-import functools, gettext, heapq, itertools, math, operator, random, re, statistics, string
-import time, traceback, zlib
-if job['isolated'] and os.getuid() == 0:   # root's sandbox: become nobody, no capabilities
-    os.setgroups([])
-    os.setgid(65534)
-    os.setuid(65534)
-answer_channel = os.fdopen(os.dup(1), 'w')
-quiet = os.open(os.devnull, os.O_WRONLY)
-os.dup2(quiet, 1)
-os.dup2(quiet, 2)
-mem = job['memory_mb'] * 1024 * 1024
-resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-resource.setrlimit(resource.RLIMIT_CPU, (job['cpu_s'], job['cpu_s'] + 1))
-resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
-resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
-
-
-def plain(x, depth=0):
-    """Numbers, strings and nested lists / dicts of them (a Value becomes its .data)."""
-    if depth > 30:
-        raise ValueError('nested too deep')
-    if x is None or isinstance(x, (bool, str)):
-        return x
-    if isinstance(x, (int, float)):
-        return float(x)
-    if isinstance(x, dict):
-        return {str(k): plain(v, depth + 1) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v, depth + 1) for v in x]
-    if hasattr(x, 'data'):
-        return plain(x.data, depth + 1)
-    return repr(x)[:80]
-
-
-def error(e):
-    if isinstance(e, NotImplementedError):
-        return f'not implemented ({e})'[:300]
-    return f'raised {type(e).__name__}: {e}'[:300]
-
-
-sys.stdout = sys.stderr = open(os.devnull, 'w')   # what the code prints is not kept
-sys.argv = ['stage.py']
-ns = {'__name__': '__main__', '__file__': os.path.join(os.getcwd(), 'stage.py')}
-for label, src in job['context']:
-    for stmt in ast.parse(src).body:
-        try:   # statements that need an unfinished exercise fail; the rest still defines
-            exec(compile(ast.Module([stmt], []), f'<handout: {label}>', 'exec'), ns)
-        except BaseException:
-            pass
-cell_error = None
-try:
-    exec(compile(job['code'], 'submission.py', 'exec'), ns)
-except BaseException as e:
-    line = getattr(e, 'lineno', None) or (traceback.extract_tb(e.__traceback__)[-1].lineno
-                                          if e.__traceback__ else '?')
-    cell_error = f'your cell raised {type(e).__name__} at line {line}: {e}'[:300]
-answer = {'cell': cell_error, 'cases': {}}
-if cell_error is None:
-    probes = {'__name__': 'probes'}
-    exec(job['probes'], probes)
-    try:
-        cases = probes['probe_' + job['name']](ns)
-    except BaseException as e:
-        answer['cell'] = error(e)
-        cases = []
-    for label, tolerance, thunk in cases:
-        try:
-            answer['cases'][label] = {'value': plain(thunk()), 'tolerance': tolerance}
-        except BaseException as e:
-            answer['cases'][label] = {'error': error(e)}
-answer_channel.write(json.dumps(answer))
-answer_channel.flush()
-os._exit(0)
-'''
+# what each sandbox runs: it reads the submission, finds the exercise's code, runs it and the probe
+RUNNER = (exercises.CHECKS_DIR / 'runner.py').read_text(encoding='utf-8')
+REPORTS = ('grades.csv', 'feedback.csv', 'summary.txt')
+SUFFIXES = ('.ipynb', '.py')   # in any case: Bob.IPYNB is a notebook too
 
 
 class GradeError(Exception):
     """Bad arguments, an unreadable folder or no sandbox; one line for the user."""
-
-
-# --- reading submissions ----------------------------------------------------------------------
-
-CELL_MARK = re.compile(r'^# (%%|In\[[ 0-9]*\]:)(.*)$')
-EXERCISE_TAG = re.compile(r'exercise\s+(\d+\.\d+)')
-
-
-def read_submission(path):
-    """[(source, exercise ids or None)] for the code cells of a .ipynb or .py file."""
-    if Path(path).stat().st_size > MAX_SUBMISSION:
-        raise ValueError(f'larger than {MAX_SUBMISSION >> 20} MB')
-    text = Path(path).read_text(encoding='utf-8', errors='replace')
-    if str(path).endswith('.ipynb'):
-        return notebook_cells(json.loads(text))
-    cells = [['', None]]
-    for line in text.splitlines(keepends=True):
-        match = CELL_MARK.match(line.rstrip('\n'))
-        if match:
-            tags = EXERCISE_TAG.findall(match.group(2))
-            cells.append(['', tags or None])
-        else:
-            cells[-1][0] += line
-    return [(src, tags) for src, tags in cells if src.strip()]
-
-
-def notebook_cells(nb):
-    """[(source, exercise ids or None)] for the code cells of a notebook (a dict)."""
-    cells = []
-    for cell in nb.get('cells', []):
-        if cell.get('cell_type') != 'code':
-            continue
-        src = cell.get('source', '')
-        src = ''.join(src) if isinstance(src, list) else src
-        if not isinstance(src, str):
-            raise ValueError('a code cell\'s source is not text')
-        meta = cell.get('metadata', {}).get('microgpt', {})
-        tags = meta.get('exercises') if meta.get('source') == 'exercise' else None
-        cells.append((src, [str(t) for t in tags] if isinstance(tags, list) else None))
-    return cells
-
-
-def defined_names(tree):
-    return {node.name for node in tree.body if isinstance(node, KEEP_STATEMENTS[2:])}
-
-
-def keep_definitions(src, tree):
-    """The source with every top-level statement except imports, functions and classes blanked
-    (line numbers stay the same, so messages point at the student's own lines)."""
-    lines = src.split('\n')
-    keep = [False] * len(lines)
-    for node in tree.body:
-        if isinstance(node, KEEP_STATEMENTS):
-            first = node.lineno - 1 - len(getattr(node, 'decorator_list', []))
-            for k in range(first, node.end_lineno):
-                keep[k] = True
-    return '\n'.join(line if keep[k] else '' for k, line in enumerate(lines))
-
-
-def student_code(cells, ex):
-    """(code to run, None) or (None, reason for 0 points)."""
-    tagged = [src for src, tags in cells if tags and ex.id in tags]
-    candidates = tagged + [src for src, tags in cells if not tags or ex.id not in tags]
-    syntax = None
-    best = None
-    for src in candidates:
-        try:
-            tree = ast.parse(src)
-        except SyntaxError as e:
-            mentions = all(re.search(rf'\b(def|class)\s+{re.escape(n)}\b', src)
-                           for n in ex.defines)
-            if mentions and syntax is None:
-                syntax = f'syntax error in your cell, line {e.lineno}: {e.msg}'
-            continue
-        if set(ex.defines) <= defined_names(tree):
-            if src in tagged:   # the exercise cell itself runs as it is
-                return src, None
-            best = keep_definitions(src, tree)   # the last untagged cell that defines them all
-    if best is not None:
-        return best, None
-    if syntax:
-        return None, syntax
-    return None, f'missing: no code cell defines {", ".join(ex.defines)}'
 
 
 # --- the sandbox -----------------------------------------------------------------------------
@@ -296,11 +134,11 @@ def read_bounded(fd, limit, deadline):
             return None, 'oversized'
 
 
-def run_job(job, settings):
-    """Run one job (context, code, probes, exercise name) in a fresh sandbox:
-    (answer dict, None) or (None, the reason for 0 points)."""
+def run_job(job, settings, fd=None):
+    """Run one job (context, probes, exercise; the submission open as fd, or its code) in a fresh
+    sandbox: (answer dict, None) or (None, the reason for 0 points)."""
     payload = json.dumps(dict(job, memory_mb=settings['memory_mb'], cpu_s=settings['timeout'],
-                              isolated=settings['isolated']))
+                              isolated=settings['isolated'], fd=fd, max_bytes=MAX_SUBMISSION))
     folder = None if settings['isolated'] else tempfile.mkdtemp(prefix='grade-')
     names = os.open(ROOT / 'data' / 'names.txt', os.O_RDONLY)
     try:
@@ -311,10 +149,13 @@ def run_job(job, settings):
         proc = subprocess.Popen(sandbox_command(settings['isolated'], names),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, cwd=folder,
-                                start_new_session=True, pass_fds=(names,))
+                                start_new_session=True,
+                                pass_fds=(names,) if fd is None else (names, fd))
         threading.Thread(target=feed, args=(proc.stdin, payload.encode()), daemon=True).start()
+        # CPU time is limited to the timeout; the wall clock gets twice that, so a classmate's
+        # busy sandbox on a shared core never pushes an honest one past its deadline
         raw, problem = read_bounded(proc.stdout.fileno(), MAX_ANSWER,
-                                    time.monotonic() + settings['timeout'])
+                                    time.monotonic() + 2 * settings['timeout'])
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -354,8 +195,8 @@ def feed(stream, data):
 
 # --- grading ----------------------------------------------------------------------------------
 
-def short(x):
-    text = json.dumps(x) if not isinstance(x, float) else f'{x:.6g}'
+def short(x, digits=6):
+    text = json.dumps(x) if not isinstance(x, float) else f'{x:.{digits}g}'
     return text if len(text) <= 60 else text[:57] + '...'
 
 
@@ -372,12 +213,17 @@ def mismatch(got, want, tolerance, where=''):
             return f'{where or "the answer"}: yours {short(got)}, expected {len(want)} entries'
         return next((m for k, (g, w) in enumerate(zip(got, want))
                      if (m := mismatch(g, w, tolerance, f'{where}[{k}]'))), None)
+    digits = 6
     if isinstance(want, float):
         ok = (isinstance(got, (int, float)) and not isinstance(got, bool)
               and abs(got - want) <= tolerance * max(1.0, abs(want)))
+        while not ok and isinstance(got, float) and digits < 17 and \
+                f'{got:.{digits}g}' == f'{want:.{digits}g}':
+            digits += 1   # enough digits to see the difference
     else:
         ok = type(got) is type(want) and got == want
-    return None if ok else f'{where}: yours {short(got)}, expected {short(want)}'.lstrip(': ')
+    return None if ok else \
+        f'{where}: yours {short(got, digits)}, expected {short(want, digits)}'.lstrip(': ')
 
 
 def score(ex, reference, answer):
@@ -399,7 +245,9 @@ def score(ex, reference, answer):
     problems = {problem for _, problem in failures}
     if passed == 0 and len(problems) == 1:   # the same error everywhere: say it once
         return points, problems.pop()
-    return points, '; '.join(f'{label}: {problem}' for label, problem in failures)[:1000] \
+    hint = ' (right values, wrong gradients: does a .data or a new Value(...) cut the graph?)' \
+        if failures and all('gradient' in label for label, _ in failures) else ''
+    return points, '; '.join(f'{label}: {problem}' for label, problem in failures)[:900] + hint \
         or 'all checks passed'
 
 
@@ -409,39 +257,51 @@ def load_probes():
         (exercises.CHECKS_DIR / 'probes.py').read_text(encoding='utf-8')
 
 
-def reference_answers(stage, context, probes, settings):
+def job_of(ex, contexts, probes):
+    return {'context': contexts[ex.id], 'probes': probes, 'name': ex.name, 'exercise': ex.id,
+            'defines': ex.defines, 'kind': 'ipynb'}
+
+
+def reference_answers(stage, contexts, probes, settings):
     """{exercise id: answer} of the reference solution (the stage script) to every probe."""
-    cells = notebook_cells(exercises.build_handout(stage, 'solution'))
     answers = {}
-    for ex in exercises.stage_exercises(stage):
-        code, reason = student_code(cells, ex)
-        answer, reason = run_job({'context': context, 'code': code, 'probes': probes,
-                                  'name': ex.name}, settings) if code else (None, reason)
-        errors = [] if answer is None else [f'{label}: {case.get("error")}' for label, case
-                                             in answer['cases'].items() if 'value' not in case]
-        if answer is None or answer['cell'] or not answer['cases'] or errors:
-            raise GradeError(f'the reference solution of exercise {ex.id} fails its probe: '
-                             f'{reason or (answer["cell"] or "; ".join(errors) or "no cases")}')
-        answers[ex.id] = answer
+    with tempfile.TemporaryFile() as solution:
+        solution.write(exercises.dumps(exercises.build_handout(stage, 'solution')).encode())
+        solution.flush()
+        for ex in exercises.stage_exercises(stage):
+            answer, reason = run_job(job_of(ex, contexts, probes), settings, solution.fileno())
+            errors = [] if answer is None else [f'{label}: {case.get("error")}' for label, case
+                                                 in answer['cases'].items() if 'value' not in case]
+            if answer is None or answer['cell'] or not answer['cases'] or errors:
+                raise GradeError(f'the reference solution of exercise {ex.id} fails its probe: '
+                                 f'{reason or answer["cell"] or "; ".join(errors) or "no cases"}')
+            answers[ex.id] = answer
     return answers
 
 
-def grade_submission(path, stage, settings, context, probes, references):
-    """{exercise id: (points, reason)} for one file."""
+def grade_submission(path, stage, settings, contexts, probes, references):
+    """{exercise id: (points, reason)} for one file. This process never reads it: each sandbox
+    gets it as an open descriptor (not through a link) and reads it under its own limits."""
     exs = exercises.stage_exercises(stage)
     try:
-        cells = read_submission(path)
-    except (OSError, ValueError, UnicodeError, RecursionError, TypeError, AttributeError) as e:
-        return {ex.id: (0.0, f'cannot read the submission: {str(e)[:200]}') for ex in exs}
-    result = {}
-    for ex in exs:
-        code, reason = student_code(cells, ex)
-        if code is not None:
-            job = {'context': context, 'code': code, 'probes': probes, 'name': ex.name}
-            answer, reason = run_job(job, settings)
-        result[ex.id] = (0.0, reason) if code is None or answer is None else \
-            score(ex, references[ex.id], answer)
-    return result
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        return {ex.id: (0.0, f'cannot read the submission: {e.strerror}') for ex in exs}
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SUBMISSION:
+            why = 'not a regular file' if not stat.S_ISREG(info.st_mode) else \
+                f'larger than {MAX_SUBMISSION >> 20} MB'
+            return {ex.id: (0.0, f'cannot read the submission: {why}') for ex in exs}
+        result = {}
+        for ex in exs:
+            job = dict(job_of(ex, contexts, probes), kind=Path(path).suffix.lower()[1:])
+            answer, reason = run_job(job, settings, fd)
+            result[ex.id] = (0.0, reason) if answer is None else \
+                score(ex, references[ex.id], answer)
+        return result
+    finally:
+        os.close(fd)
 
 
 def grade_safely(*args):
@@ -453,13 +313,68 @@ def grade_safely(*args):
         return {ex.id: (0.0, reason) for ex in exercises.stage_exercises(args[1])}
 
 
-def grade_folder(stage, folder, out_dir, workers=2, timeout=5, memory_mb=1024, quiet=False,
+def shown(name):
+    """A file name as a report shows it: bytes that are not UTF-8 as \\xNN, and no control
+    characters (a newline or an escape sequence in a name must not forge a line)."""
+    return printable(os.fsencode(name).decode('utf-8', 'backslashreplace'))
+
+
+def printable(text):
+    """Text with every control, format or lone surrogate character escaped (\\n, \\x1b, ...)."""
+    return ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+
+
+def survey(folder, out_dir):
+    """(files to grade, [(name, why not)]): the regular .ipynb and .py files of the folder, one per
+    student (a notebook before a .py, then the newest); links, folders and other files are listed
+    with the reason, and nothing outside the folder is read."""
+    chosen = {}
+    skipped = []
+    entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
+    for entry in entries:
+        if os.path.abspath(entry.path) == os.path.abspath(out_dir):
+            continue   # the reports of an earlier run
+        suffix = os.path.splitext(entry.name)[1].lower()
+        if entry.is_symlink():
+            skipped.append((entry.name, 'a symbolic link (links are not followed)'))
+        elif not entry.is_file(follow_symlinks=False):
+            skipped.append((entry.name, 'not a regular file'))
+        elif suffix not in SUFFIXES:
+            skipped.append((entry.name, 'not a .ipynb or .py file'))
+        else:
+            student = os.path.splitext(entry.name)[0].casefold()
+            rank = (suffix == '.ipynb', entry.stat(follow_symlinks=False).st_mtime)
+            chosen.setdefault(student, []).append((rank, entry.name))
+    files = []
+    for student, found in chosen.items():
+        found.sort(reverse=True)
+        files.append(Path(folder) / found[0][1])
+        skipped += [(name, f'the same student as {shown(found[0][1])}, which is graded')
+                    for _, name in found[1:]]
+    return sorted(files, key=lambda p: os.fsencode(p.name)), sorted(skipped)
+
+
+def output_folder(folder):
+    """FOLDER/grades, or grades-2, grades-3, ... when a submission took that name: the reports
+    never go into a link, a file, or a folder holding anything but earlier reports."""
+    for k in range(1, 100):
+        path = Path(folder) / ('grades' if k == 1 else f'grades-{k}')
+        if not os.path.lexists(path):
+            return path
+        if path.is_dir() and not path.is_symlink() and all(
+                e.name in REPORTS and e.is_file(follow_symlinks=False) for e in os.scandir(path)):
+            return path
+    raise GradeError(f'no free name for the reports in {folder}; give --out DIR')
+
+
+def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=768, quiet=False,
                  isolated=True):
     """Grade every .ipynb and .py file in folder; write the CSVs and summary; return rows."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GradeError(f'not a folder: {folder}')
-    files = sorted(p for p in folder.iterdir() if p.suffix in ('.ipynb', '.py') and p.is_file())
+    out_dir = Path(out_dir) if out_dir else output_folder(folder)
+    files, skipped = survey(folder, out_dir)
     if not files:
         raise GradeError(f'no .ipynb or .py files in {folder}')
     if isolated and (problem := isolation_problem()):
@@ -469,36 +384,56 @@ def grade_folder(stage, folder, out_dir, workers=2, timeout=5, memory_mb=1024, q
         print('note: --no-isolation: student code runs with your own permissions and can read '
               'and change your files', file=sys.stderr)
     probes = load_probes()
-    context = exercises.grader_context(stage)
+    contexts = {ex.id: exercises.grader_context(stage, ex.id)
+                for ex in exercises.stage_exercises(stage)}
     settings = {'timeout': timeout, 'memory_mb': memory_mb, 'isolated': isolated}
     start = time.perf_counter()
-    references = reference_answers(stage, context, probes, settings)
+    references = reference_answers(stage, contexts, probes, settings)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(grade_safely, path, stage, settings, context, probes, references)
+        futures = [pool.submit(grade_safely, path, stage, settings, contexts, probes, references)
                    for path in files]
         results = [f.result() for f in futures]
     elapsed = time.perf_counter() - start
     rows = [(path, res) for path, res in zip(files, results)]
-    write_reports(stage, rows, Path(out_dir), elapsed, quiet)
+    write_reports(stage, rows, skipped, out_dir, elapsed, quiet)
     return rows, elapsed
 
 
-def write_reports(stage, rows, out_dir, elapsed, quiet):
+def write_text(path, text):
+    """Write a new file and rename it over path: a link or file at path is replaced, never
+    followed or appended to."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    with open(fd, 'w', encoding='utf-8', newline='') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def csv_text(rows):
+    """CSV of rows; a text cell that a spreadsheet would take for a formula gets a leading '."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in rows:
+        cells = [printable(c) if isinstance(c, str) else c for c in row]
+        writer.writerow(["'" + c if isinstance(c, str) and c[:1] in '=+-@' else c
+                         for c in cells])
+    return out.getvalue()
+
+
+def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
     exs = exercises.stage_exercises(stage)
     out_dir.mkdir(parents=True, exist_ok=True)
     max_total = sum(ex.points for ex in exs)
-    with open(out_dir / 'grades.csv', 'w', newline='', encoding='utf-8') as f:
-        w = csv.writer(f)
-        w.writerow(['student', 'file'] + [ex.id for ex in exs] + ['total', 'max'])
-        for path, res in rows:
-            total = round(sum(res[ex.id][0] for ex in exs), 2)
-            w.writerow([path.stem, path.name] + [res[ex.id][0] for ex in exs] + [total, max_total])
-    with open(out_dir / 'feedback.csv', 'w', newline='', encoding='utf-8') as f:
-        w = csv.writer(f)
-        w.writerow(['student', 'exercise', 'points', 'max', 'result'])
-        for path, res in rows:
-            for ex in exs:
-                w.writerow([path.stem, ex.id, res[ex.id][0], ex.points, res[ex.id][1]])
+    names = [shown(path.stem) for path, _ in rows]
+    totals = [round(sum(res[ex.id][0] for ex in exs), 2) for _, res in rows]
+    write_text(out_dir / 'grades.csv', csv_text(
+        [['student', 'file'] + [ex.id for ex in exs] + ['total', 'max']] +
+        [[name, shown(path.name)] + [res[ex.id][0] for ex in exs] + [total, max_total]
+         for name, (path, res), total in zip(names, rows, totals)]))
+    write_text(out_dir / 'feedback.csv', csv_text(
+        [['student', 'exercise', 'points', 'max', 'result']] +
+        [[name, ex.id, res[ex.id][0], ex.points, res[ex.id][1]]
+         for name, (_, res) in zip(names, rows) for ex in exs] +
+        [[shown(name), '-', 0.0, 0, f'not graded: {why}'] for name, why in skipped]))
     lines = [f'stage {stage} ({stages.concept(stage)}): {len(rows)} submissions graded in '
              f'{elapsed:.1f} s', '',
              f'{"exercise":<10}{"title":<48}{"mean":>8}{"max":>6}{"full marks":>12}']
@@ -507,16 +442,18 @@ def write_reports(stage, rows, out_dir, elapsed, quiet):
         full = sum(1 for p in pts if p >= ex.points)
         lines.append(f'{ex.id:<10}{ex.title[:46]:<48}{sum(pts) / len(pts):>8.2f}'
                      f'{ex.points:>6}{full:>8} / {len(pts)}')
-    totals = [sum(res[ex.id][0] for ex in exs) for _, res in rows]
     lines += ['', f'total: mean {sum(totals) / len(totals):.2f} / {max_total}, '
               f'{sum(1 for t in totals if t >= max_total)} with full marks, '
               f'{sum(1 for t in totals if t == 0)} with 0', '',
               f'{"student":<32}' + ''.join(f'{ex.id:>7}' for ex in exs) + f'{"total":>8}']
-    for (path, res), total in zip(rows, totals):
-        lines.append(f'{path.stem[:31]:<32}' + ''.join(f'{res[ex.id][0]:>7g}' for ex in exs)
+    for name, (path, res), total in zip(names, rows, totals):
+        lines.append(f'{name[:31]:<32}' + ''.join(f'{res[ex.id][0]:>7g}' for ex in exs)
                      + f'{total:>8g}')
+    if skipped:
+        lines += ['', f'not graded ({len(skipped)}):']
+        lines += [f'  {shown(name)}: {why}' for name, why in skipped]
     text = '\n'.join(lines) + '\n'
-    (out_dir / 'summary.txt').write_text(text, encoding='utf-8')
+    write_text(out_dir / 'summary.txt', text)
     if not quiet:
         print(text, end='')
         print(f'wrote {out_dir / "grades.csv"}, feedback.csv, summary.txt')
@@ -526,9 +463,9 @@ def write_reports(stage, rows, out_dir, elapsed, quiet):
 
 def make_submission(stage, kind, ex_id=None, variant=0):
     """Notebook text of one generated submission: kind is 'correct', 'untouched', 'wrong' (the
-    mutant WRONG[ex_id][variant]), 'loop', 'raise', 'syntax', 'no_checks', 'reads_answers' (the
-    last five break exercise ex_id, or all checks), or 'py' (a correct .py export: returns
-    the .py text)."""
+    mutant WRONG[ex_id][variant]), 'right' (RIGHT[ex_id][variant], correct another way), 'loop',
+    'raise', 'syntax', 'no_checks', 'reads_answers' (the last five break exercise ex_id, or all
+    checks), or 'py' (a correct .py export: returns the .py text)."""
     from exercise_checks import mutants
     nb = exercises.build_handout(stage, 'stub' if kind == 'untouched' else 'solution')
     cells = nb['cells']
@@ -537,9 +474,9 @@ def make_submission(stage, kind, ex_id=None, variant=0):
         meta = cell['metadata'].get('microgpt', {})
         if meta.get('source') == 'exercise' and ex_id in meta.get('exercises', []):
             target = cell
-    if kind == 'wrong':
-        pairs = mutants.WRONG[ex_id]
-        if ex_id not in mutants.TOGETHER:
+    if kind in ('wrong', 'right'):
+        pairs = (mutants.WRONG if kind == 'wrong' else mutants.RIGHT)[ex_id]
+        if kind == 'right' or ex_id not in mutants.TOGETHER:
             pairs = [pairs[variant]]
         for old, new in pairs:
             if target['source'].count(old) != 1:
@@ -617,7 +554,7 @@ def main(argv=None):
     parser.add_argument('--out', help='where to write the reports (default: FOLDER/grades)')
     parser.add_argument('--workers', type=int, default=2, help='parallel subprocesses (2)')
     parser.add_argument('--timeout', type=int, default=5, help='seconds per exercise (5)')
-    parser.add_argument('--memory-mb', type=int, default=1024, help='memory per exercise (1024)')
+    parser.add_argument('--memory-mb', type=int, default=768, help='memory per exercise (768)')
     parser.add_argument('--demo-class', type=int, metavar='N',
                         help='generate N submissions for --stage and grade them')
     parser.add_argument('--stage', dest='demo_stage', type=int, default=2,
@@ -641,8 +578,7 @@ def main(argv=None):
             raise GradeError('give a STAGE and a FOLDER (or --demo-class N); see --help')
         if not 0 <= args.stage < len(stages.STAGE_FILES):
             raise GradeError(f'no stage {args.stage}; stages are 0-5')
-        out = args.out or os.path.join(args.folder, 'grades')
-        grade_folder(args.stage, args.folder, out, args.workers, args.timeout, args.memory_mb,
+        grade_folder(args.stage, args.folder, args.out, args.workers, args.timeout, args.memory_mb,
                      isolated=not args.no_isolation)
         return 0
     except (GradeError, exercises.ExerciseError, OSError) as e:

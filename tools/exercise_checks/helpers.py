@@ -24,11 +24,11 @@ def as_floats(xs):
     return [as_float(x) for x in xs]
 
 
-def show(x):
+def show(x, digits=6):
     if isinstance(x, (list, tuple)):
-        return '[' + ', '.join(show(v) for v in x) + ']'
+        return '[' + ', '.join(show(v, digits) for v in x) + ']'
     if isinstance(x, float):
-        return f'{x:.6g}'
+        return f'{x:.{digits}g}'
     return repr(x)
 
 
@@ -54,7 +54,11 @@ def expect_close(label, got, want, tol=1e-6, want_text=None):
     """`label` should be `want`: numbers or lists of numbers (Values compare by .data)."""
     if not is_close(got, want, tol):
         got = readable(got)
-        raise CheckFailed(f'{label} should be {want_text or show(want)}, you returned {show(got)}')
+        digits = 6
+        while digits < 17 and show(got, digits) == show(want, digits):
+            digits += 1   # enough digits to see the difference
+        raise CheckFailed(f'{label} should be {want_text or show(want, digits)}, you returned '
+                          f'{show(got, digits)}')
 
 
 @contextlib.contextmanager

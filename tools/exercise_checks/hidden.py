@@ -279,8 +279,7 @@ def hidden_adam_update(ns):
     data = [p.data for p in params]
     m = [0.0] * 4
     v = [0.0] * 4
-    with patched(ns, params=params, adam_m=adam_m, adam_v=adam_v, beta1=0.85, beta2=0.99,
-                 eps_adam=1e-8):
+    with patched(ns, params=params, adam_m=adam_m, adam_v=adam_v, beta1=0.85, beta2=0.99):
         for step in range(3):
             grads = [rng.uniform(-1, 1) for _ in range(4)]
             lr_t = 0.01 * (3 - step)

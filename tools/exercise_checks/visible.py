@@ -9,6 +9,45 @@ The helpers (expect, expect_close, patched, ...) come from helpers.py.
 # ruff: noqa: F821  (helpers.py defines the names these checks use)
 
 
+def value_tree(Value, x, leaves, nudge=(None, 0.0)):
+    """Nested lists of floats as Values, each also appended to leaves; leaf nudge[0] is moved
+    by nudge[1]."""
+    if isinstance(x, list):
+        return [value_tree(Value, v, leaves, nudge) for v in x]
+    leaves.append(Value(float(x) + (nudge[1] if nudge[0] == len(leaves) else 0.0)))
+    return leaves[-1]
+
+
+def expect_gradients(ns, label, f, x, eps=1e-6):
+    """The gradients that backward() gives the inputs x (nested lists of floats) of f (Values in,
+    a list of Values out) against central differences of f's own values: right values from a
+    cut graph (a .data, or a new Value) fail here."""
+    def loss(nudge):
+        leaves = []
+        out = f(value_tree(ns['Value'], x, leaves, nudge))
+        return sum(o * (0.5 + 0.25 * k) for k, o in enumerate(out)), leaves   # Value * number
+
+    total, leaves = loss((None, 0.0))
+    expect(hasattr(total, 'backward'), f'{label}: the result should be a list of Values')
+    total.backward()
+    for k, leaf in enumerate(leaves):
+        slope = (loss((k, eps))[0].data - loss((k, -eps))[0].data) / (2 * eps)
+        if not is_close(leaf.grad, slope, 1e-5):
+            raise CheckFailed(
+                f'{label}: input number {k} gets the gradient {show(leaf.grad)} from backward(), '
+                f'but nudging it changes the output at the rate {show(slope)}' +
+                (' (a gradient of 0 where the output does change: a .data or a new Value(...) '
+                 'cuts the graph)' if leaf.grad == 0 else ''))
+
+
+def counted(calls, name, f):
+    """f, appending name to calls each time it is called."""
+    def wrapper(*args):
+        calls.append(name)
+        return f(*args)
+    return wrapper
+
+
 def vmat(ns, rows):
     """A matrix of Values (for a stand-in state_dict)."""
     Value = ns['Value']
@@ -236,6 +275,11 @@ def check_attention(ns):
     with patched(ns, head_dim=2):
         got = ns['attention']([Value(0.3), Value(-0.7)], vs([[5, 1]]), vs([[1.5, -2.5]]))
     expect_close('attention over a single position (its weight must be 1)', got, [1.5, -2.5])
+    with patched(ns, head_dim=3):
+        expect_gradients(ns, 'gradients of attention(q, keys, values) (inputs: q, the keys, the '
+                         'values)', lambda a: ns['attention'](*a),
+                         [[0.3, -0.8, 0.5], [[0.2, 0.9, -0.4], [-0.6, 0.1, 0.7]],
+                          [[1.0, -0.5, 0.3], [0.2, 0.8, -1.1]]])
 
 
 def stand_in_rmsnorm(x):
@@ -246,6 +290,22 @@ def stand_in_rmsnorm(x):
 def stand_in_attention(q, keys, values):
     """Not attention: the plain mean of the cached values, easy to follow by hand."""
     return [sum(column) / len(values) for column in zip(*values)]
+
+
+def stand_in_softmax(q, keys, values):
+    """Not attention: weights proportional to exp(q . k), unscaled; uses q, keys and values."""
+    scores = [sum(a * b for a, b in zip(q, k)).exp() for k in keys]
+    total = sum(scores)
+    return [sum(s / total * v[j] for s, v in zip(scores, values)) for j in range(len(values[0]))]
+
+
+def two_positions(function, layers=0):
+    """x (two positions' inputs) -> both positions' outputs of function, with fresh caches."""
+    def run(x):
+        keys = [[] for _ in range(layers)] if layers else []
+        values = [[] for _ in range(layers)] if layers else []
+        return function(x[0], keys, values) + function(x[1], keys, values)
+    return run
 
 
 def block_weights(ns, wo, fc2):
@@ -274,12 +334,22 @@ def check_transformer_block(ns):
     for wo, w2, want, what in cases:
         keys = []
         values = []
+        calls = []
         with patched(ns, state_dict=block_weights(ns, wo, w2), n_embd=2, head_dim=2,
-                     rmsnorm=stand_in_rmsnorm, attention=stand_in_attention):
+                     rmsnorm=counted(calls, 'rmsnorm', stand_in_rmsnorm),
+                     attention=counted(calls, 'attention', stand_in_attention)):
             got = ns['transformer_block']([Value(1.0), Value(2.0)], keys, values)
+        expect(calls.count('rmsnorm') == 2 and 'attention' in calls, 'transformer_block should '
+               'call rmsnorm() twice and attention() once (this check swaps them for stand-ins, '
+               f'to test this exercise on its own); it called {calls}')
         expect(len(keys) == 1 and len(values) == 1, 'transformer_block should append one key '
                f'and one value to the caches; they hold {len(keys)} and {len(values)}')
         expect_close(f'transformer_block([1, 2]) with {what}', got, want)
+    with patched(ns, state_dict=block_weights(ns, [[0.5, -1], [1, 0.5]], fc2), n_embd=2,
+                 head_dim=2, rmsnorm=stand_in_rmsnorm, attention=stand_in_softmax):
+        expect_gradients(ns, 'gradients of transformer_block at two positions (with a stand-in '
+                         'attention that uses q and the keys)',
+                         two_positions(ns['transformer_block']), [[1.0, 2.0], [-0.5, 1.5]])
 
 
 def check_multi_head_attention(ns):
@@ -308,6 +378,11 @@ def check_multi_head_attention(ns):
     expect_close('the values of head 1', calls[1][2], [[-3, -4], [-7, -8]])
     expect_close('the output: the heads\' outputs [3, 2] and [7, 2], concatenated', got,
                  [3, 2, 7, 2])
+    with patched(ns, n_head=2, head_dim=2, n_embd=4):   # with this notebook's attention
+        expect_gradients(ns, 'gradients of multi_head_attention(q, keys, values) (inputs: q, the '
+                         'keys, the values)', lambda a: ns['multi_head_attention'](*a),
+                         [[0.3, -0.8, 0.5, 0.1], [[0.2, 0.9, -0.4, 0.3], [-0.6, 0.1, 0.7, -0.2]],
+                          [[1.0, -0.5, 0.3, 0.6], [0.2, 0.8, -1.1, 0.4]]])
 
 
 def check_transformer_layers(ns):
@@ -326,14 +401,23 @@ def check_transformer_layers(ns):
               for name, mat in weights.items()}
         keys = [[], []]
         values = [[], []]
+        calls = []
         with patched(ns, state_dict=sd, n_embd=2, n_head=1, head_dim=2, n_layer=2,
-                     rmsnorm=stand_in_rmsnorm, multi_head_attention=stand_in_attention,
-                     attention=stand_in_attention):
+                     rmsnorm=stand_in_rmsnorm, attention=stand_in_softmax,
+                     multi_head_attention=counted(calls, 'mha', stand_in_attention)):
             got = ns['transformer_layers']([Value(1.0), Value(2.0)], keys, values)
+        expect(len(calls) == 2, 'transformer_layers should call multi_head_attention() once '
+               f'per layer, not {len(calls)} times (this check swaps it for a stand-in)')
         expect([len(k) for k in keys] == [1, 1] and [len(v) for v in values] == [1, 1],
                'each layer should append one key to its own cache keys[i] (and one value to '
                f'values[i]); the caches hold {[len(k) for k in keys]} keys')
         expect_close(f'transformer_layers([1, 2]) with {what}', got, want)
+    sd = {f'layer{i}.{name}': mat for i in range(2) for name, mat in block_weights(
+        ns, [[0.5, -1], [1, 0.5]], [[0.3 * (j - 3)] * 8 for j in range(2)]).items()}
+    with patched(ns, state_dict=sd, n_embd=2, n_head=1, head_dim=2, n_layer=2,
+                 rmsnorm=stand_in_rmsnorm, multi_head_attention=stand_in_softmax):
+        expect_gradients(ns, 'gradients of transformer_layers (2 layers) at two positions',
+                         two_positions(ns['transformer_layers'], 2), [[1.0, 2.0], [-0.5, 1.5]])
 
 
 def check_adam_update(ns):
@@ -341,8 +425,7 @@ def check_adam_update(ns):
     params = [Value(1.0), Value(-2.0), Value(0.5)]
     adam_m = [0.0, 0.0, 0.0]
     adam_v = [0.0, 0.0, 0.0]
-    with patched(ns, params=params, adam_m=adam_m, adam_v=adam_v, beta1=0.9, beta2=0.999,
-                 eps_adam=1e-8):
+    with patched(ns, params=params, adam_m=adam_m, adam_v=adam_v, beta1=0.9, beta2=0.999):
         for p, g in zip(params, [0.5, -0.1, 0.0]):
             p.grad = g
         ns['adam_update'](0.1, 0)

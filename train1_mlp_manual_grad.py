@@ -1,6 +1,7 @@
 """Stage 1: a neural network with hand-derived gradients, trained by gradient descent.
 An embedding, a ReLU layer and an output layer replace stage 0's counts; gradients derived by
-hand are checked against finite differences. Run: python train1_mlp_manual_grad.py (or --help)
+hand are checked against finite differences.
+Run: python train1_mlp_manual_grad.py [--name=value ...]
 """
 import math
 import os
@@ -19,15 +20,14 @@ block_size = 16   # the longest sample, and the most predictions a name's loss c
 temperature = 0.5   # sampling: below 1 is safer, above 1 wilder
 num_samples = 20   # names to sample after training
 
-# --name=value replaces a setting, as in nanoGPT; in a notebook, sys.argv is the kernel's: skip it
 settings = {k: v for k, v in globals().items() if k[0] != '_' and type(v) in (int, float, str)}
-for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:
-    if arg == '--help':
-        print(__doc__ + 'settings:\n' + '\n'.join(f'  --{k}={v}' for k, v in settings.items()))
+for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:   # a notebook: skip
+    if arg in ('-h', '--help'):   # the docstring, then the settings above as written here
+        print(__doc__ + open(__file__).read().split('# === settings ===\n')[1].split('\n\n')[0])
         sys.exit()
-    name, _, text = arg.removeprefix('--').partition('=')
-    if name not in settings:
-        sys.exit(f'error: unknown setting {arg!r} (--help lists them)')
+    name, eq, text = arg.removeprefix('--').partition('=')   # --name=value, as in nanoGPT
+    if name not in settings or not eq:
+        sys.exit(f'error: {arg!r} is not --name=value with a setting\'s name (--help lists them)')
     try:
         globals()[name] = type(settings[name])(text)
     except ValueError:

@@ -1,6 +1,6 @@
 """Stage 3: a transformer block with single-head causal self-attention.
 Position embeddings, rmsnorm, one attention head over a key/value cache, residual connections
-and lm_head replace the one-token MLP. Run: python train3_single_head.py (or --help)
+and lm_head replace the one-token MLP. Run: python train3_single_head.py [--name=value ...]
 """
 import math
 import os
@@ -19,15 +19,14 @@ block_size = 16   # context length: the most positions the model sees, and the l
 temperature = 0.5   # sampling: below 1 is safer, above 1 wilder
 num_samples = 20   # names to sample after training
 
-# --name=value replaces a setting, as in nanoGPT; in a notebook, sys.argv is the kernel's: skip it
 settings = {k: v for k, v in globals().items() if k[0] != '_' and type(v) in (int, float, str)}
-for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:
-    if arg == '--help':
-        print(__doc__ + 'settings:\n' + '\n'.join(f'  --{k}={v}' for k, v in settings.items()))
+for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:   # a notebook: skip
+    if arg in ('-h', '--help'):   # the docstring, then the settings above as written here
+        print(__doc__ + open(__file__).read().split('# === settings ===\n')[1].split('\n\n')[0])
         sys.exit()
-    name, _, text = arg.removeprefix('--').partition('=')
-    if name not in settings:
-        sys.exit(f'error: unknown setting {arg!r} (--help lists them)')
+    name, eq, text = arg.removeprefix('--').partition('=')   # --name=value, as in nanoGPT
+    if name not in settings or not eq:
+        sys.exit(f'error: {arg!r} is not --name=value with a setting\'s name (--help lists them)')
     try:
         globals()[name] = type(settings[name])(text)
     except ValueError:
@@ -98,6 +97,8 @@ class Value:
 
     def __neg__(self): return self * -1.0
     def __radd__(self, other): return self + other   # sum() starts from 0 + the first Value
+    def __rmul__(self, other): return self * other   # 2 * w: a number on the left
+    def __rsub__(self, other): return -self + other   # 1 - p
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1.0
 
@@ -183,7 +184,7 @@ def gpt(token_id, pos_id, keys, values):
     tok_emb = state_dict['wte'][token_id]   # (n_embd,)
     pos_emb = state_dict['wpe'][pos_id]   # (n_embd,)
     x = [t + p for t, p in zip(tok_emb, pos_emb)]   # (n_embd,)
-    x = rmsnorm(x)   # not redundant: this normalizes the residual stream, the block its input
+    x = rmsnorm(x)   # the residual stream starts normalized; each block normalizes its input
     # attention: gather information from this and the earlier positions
     x_residual = x
     x = rmsnorm(x)

@@ -1,6 +1,6 @@
 """Stage 4: multi-head attention and a stack of layers: the full GPT architecture.
 Attention splits into n_head heads that attend independently and concatenate their outputs;
-the block repeats n_layer times (layer{i}.*). Run: python train4_multihead.py (or --help)
+the block repeats n_layer times (layer{i}.*). Run: python train4_multihead.py [--name=value ...]
 """
 import math
 import os
@@ -21,15 +21,14 @@ block_size = 16   # context length: the most positions the model sees, and the l
 temperature = 0.5   # sampling: below 1 is safer, above 1 wilder
 num_samples = 20   # names to sample after training
 
-# --name=value replaces a setting, as in nanoGPT; in a notebook, sys.argv is the kernel's: skip it
 settings = {k: v for k, v in globals().items() if k[0] != '_' and type(v) in (int, float, str)}
-for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:
-    if arg == '--help':
-        print(__doc__ + 'settings:\n' + '\n'.join(f'  --{k}={v}' for k, v in settings.items()))
+for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:   # a notebook: skip
+    if arg in ('-h', '--help'):   # the docstring, then the settings above as written here
+        print(__doc__ + open(__file__).read().split('# === settings ===\n')[1].split('\n\n')[0])
         sys.exit()
-    name, _, text = arg.removeprefix('--').partition('=')
-    if name not in settings:
-        sys.exit(f'error: unknown setting {arg!r} (--help lists them)')
+    name, eq, text = arg.removeprefix('--').partition('=')   # --name=value, as in nanoGPT
+    if name not in settings or not eq:
+        sys.exit(f'error: {arg!r} is not --name=value with a setting\'s name (--help lists them)')
     try:
         globals()[name] = type(settings[name])(text)
     except ValueError:
@@ -100,6 +99,8 @@ class Value:
 
     def __neg__(self): return self * -1.0
     def __radd__(self, other): return self + other   # sum() starts from 0 + the first Value
+    def __rmul__(self, other): return self * other   # 2 * w: a number on the left
+    def __rsub__(self, other): return -self + other   # 1 - p
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1.0
 
@@ -188,7 +189,7 @@ def gpt(token_id, pos_id, keys, values):
     tok_emb = state_dict['wte'][token_id]   # (n_embd,)
     pos_emb = state_dict['wpe'][pos_id]   # (n_embd,)
     x = [t + p for t, p in zip(tok_emb, pos_emb)]   # (n_embd,)
-    x = rmsnorm(x)   # not redundant: this normalizes the residual stream, the block its input
+    x = rmsnorm(x)   # the residual stream starts normalized; each block normalizes its input
     for i in range(n_layer):
         # attention: gather information from this and the earlier positions
         x_residual = x

@@ -1,6 +1,6 @@
 """Stage 5: the Adam optimizer replaces plain SGD: a complete, trainable GPT.
 Adam steps along a running mean of each gradient divided by the root of a running mean of its
-square, so every parameter moves at a sensible pace. Run: python train5_adam.py (or --help)
+square, so every parameter moves at a sensible pace. Run: python train5_adam.py [--name=value ...]
 """
 import math
 import os
@@ -23,15 +23,14 @@ beta2 = 0.99   # Adam: decay rate of the running mean of squared gradients
 temperature = 0.5   # sampling: below 1 is safer, above 1 wilder
 num_samples = 20   # names to sample after training
 
-# --name=value replaces a setting, as in nanoGPT; in a notebook, sys.argv is the kernel's: skip it
 settings = {k: v for k, v in globals().items() if k[0] != '_' and type(v) in (int, float, str)}
-for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:
-    if arg == '--help':
-        print(__doc__ + 'settings:\n' + '\n'.join(f'  --{k}={v}' for k, v in settings.items()))
+for arg in sys.argv[1:] if 'ipykernel' not in sys.modules else []:   # a notebook: skip
+    if arg in ('-h', '--help'):   # the docstring, then the settings above as written here
+        print(__doc__ + open(__file__).read().split('# === settings ===\n')[1].split('\n\n')[0])
         sys.exit()
-    name, _, text = arg.removeprefix('--').partition('=')
-    if name not in settings:
-        sys.exit(f'error: unknown setting {arg!r} (--help lists them)')
+    name, eq, text = arg.removeprefix('--').partition('=')   # --name=value, as in nanoGPT
+    if name not in settings or not eq:
+        sys.exit(f'error: {arg!r} is not --name=value with a setting\'s name (--help lists them)')
     try:
         globals()[name] = type(settings[name])(text)
     except ValueError:
@@ -102,6 +101,8 @@ class Value:
 
     def __neg__(self): return self * -1.0
     def __radd__(self, other): return self + other   # sum() starts from 0 + the first Value
+    def __rmul__(self, other): return self * other   # 2 * w: a number on the left
+    def __rsub__(self, other): return -self + other   # 1 - p
     def __sub__(self, other): return self + (-other)
     def __truediv__(self, other): return self * other ** -1.0
 
@@ -190,7 +191,7 @@ def gpt(token_id, pos_id, keys, values):
     tok_emb = state_dict['wte'][token_id]   # (n_embd,)
     pos_emb = state_dict['wpe'][pos_id]   # (n_embd,)
     x = [t + p for t, p in zip(tok_emb, pos_emb)]   # (n_embd,)
-    x = rmsnorm(x)   # not redundant: this normalizes the residual stream, the block its input
+    x = rmsnorm(x)   # the residual stream starts normalized; each block normalizes its input
     for i in range(n_layer):
         # attention: gather information from this and the earlier positions
         x_residual = x
@@ -242,8 +243,7 @@ def adam_update(lr_t, step):   # Adam (Kingma & Ba 2015)
     for j, p in enumerate(params):
         adam_m[j] = beta1 * adam_m[j] + (1 - beta1) * p.grad
         adam_v[j] = beta2 * adam_v[j] + (1 - beta2) * p.grad ** 2
-        # both means start at 0, which biases early steps towards 0; dividing corrects that
-        m_hat = adam_m[j] / (1 - beta1 ** (step + 1))
+        m_hat = adam_m[j] / (1 - beta1 ** (step + 1))   # both means start at 0: unbias them
         v_hat = adam_v[j] / (1 - beta2 ** (step + 1))
         p.data -= lr_t * m_hat / (v_hat ** 0.5 + 1e-8)   # 1e-8: their epsilon, for v_hat ~ 0
         p.grad = 0.0   # backward() accumulates with +=, so start the next step from zero

@@ -140,6 +140,8 @@ OPS = {  # name: (expression, the same on floats, inputs)
     "mul float": (lambda a: a * 2.0, None, (1.5,)),
     "truediv float": (lambda a: a / 2.0, None, (1.5,)),
     "radd": (lambda a: 2.0 + a, None, (1.5,)),
+    "rmul": (lambda a: 2.0 * a, None, (1.5,)),
+    "rsub": (lambda a: 1.0 - a, None, (1.5,)),
     "log": (lambda a: a.log(), math.log, (1.5,)),
     "exp": (lambda a: a.exp(), math.exp, (-1.5,)),
     "relu positive": (lambda a: a.relu(), lambda a: max(0.0, a), (1.5,)),

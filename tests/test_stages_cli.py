@@ -131,13 +131,26 @@ def test_progress_line_every_tenth_of_the_run_with_the_mean_loss_since_the_last(
         assert float(loss) == pytest.approx(sum(since_last) / 2, abs=5e-5)
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
 @pytest.mark.parametrize("i", STAGES)
-def test_help_lists_every_setting_with_its_default_and_exits_0(i):
-    result = run_script(i, ["--help"])
+def test_help_shows_every_setting_as_written_with_its_comment_and_exits_0(i, flag):
+    result = run_script(i, [flag])
     assert_ran(result)
-    listed = dict(re.findall(r"^  --(\w+)=(.*)$", result.stdout, re.M))
-    assert listed == SETTINGS[i]
+    shown = dict(re.findall(r"^(\w+) = (.*)$", result.stdout, re.M))   # name = default   # why
+    assert set(shown) == set(SETTINGS[i])
+    for name, default in SETTINGS[i].items():
+        if name != "data_path":   # its default is computed from the script's folder
+            value, _, comment = shown[name].partition("   # ")
+            assert value == default and comment.strip(), shown[name]
     assert f"Run: python {STAGE_FILES[i]}" in result.stdout   # the docstring comes first
+
+
+@pytest.mark.parametrize("i", STAGES)
+def test_a_setting_written_with_a_space_gets_a_hint_to_write_name_equals_value(i):
+    result = run_script(i, ["--num_steps", "100"])
+    assert result.returncode == 1
+    assert result.stderr == "error: '--num_steps' is not --name=value with a setting's name " \
+                            "(--help lists them)\n"
 
 
 def test_default_data_path_is_found_from_another_working_directory(tmp_path):

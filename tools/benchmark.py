@@ -363,6 +363,7 @@ def full_run(stage, root=stages.ROOT, flags=()):
     row["wall_s"] = round(wall, 2)
     row["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
     row["peak_rss_kb"] = usage.ru_maxrss
+    row["output"] = out   # what a learner sees, quoted in the README
     # other programs running at the same time slow the wall clock, not the CPU time
     row["load_avg_1min"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return row

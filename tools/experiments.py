@@ -53,8 +53,10 @@ RESULTS = OUT_DIR / "results.json"
 README = OUT_DIR / "README.md"
 LADDER_PNG = OUT_DIR / "ladder.png"
 ABLATIONS_PNG = OUT_DIR / "ablations.png"
+DEMO_PNG = OUT_DIR / "attention_demo.png"
 DIFF_DIR = OUT_DIR / "ablations"
 DATA = stages.ROOT / "data" / "names.txt"
+DEMO_DATA = stages.ROOT / "data" / "repeats.txt"   # the attention demo's strings written twice
 SEEDS = [1, 2, 3]
 SHORT = 1000   # every stage's default num_steps
 LONG = 10000
@@ -64,8 +66,12 @@ NUM_SAMPLES = 50
 # Rough wall seconds per training step of each stage, run alone on the 2-core machine, for --plan
 SECONDS_PER_STEP = {0: 0.0001, 1: 0.0045, 2: 0.016, 3: 0.025, 4: 0.029, 5: 0.030}
 SECONDS_PER_RUN = 5   # start-up, evaluation on 300 names, 50 samples
-Job = namedtuple("Job", "group name stage steps seed")   # group: 'ladder' or 'ablation'
-Ablation = namedtuple("Ablation", "name title edits settings")   # edits: (old, new) text pairs
+Job = namedtuple("Job", "group name stage steps seed")   # group: ladder, ablation or demo
+# edits: (old, new) text pairs; stage: the script changed, compared with that stage's ladder runs
+Ablation = namedtuple("Ablation", "name title edits settings stage", defaults=[FULL_STAGE])
+CURRENT_ONLY = ("x = attention(q, keys, values)", "x = attention(q, keys[-1:], values[-1:])")
+NO_POSITION = ("x = [t + p for t, p in zip(tok_emb, pos_emb)]", "x = tok_emb")
+NO_RMSNORM = ("    return [xi * scale for xi in x]\n", "    return x\n")
 # Most informative first: plan() runs them in this order.
 ABLATIONS = [
     Ablation("attention_current", "attention restricted to the current position",
@@ -79,15 +85,40 @@ ABLATIONS = [
                "to its input\n", ""),
                ("(n_embd,)\n        x = [a + b for a, b in zip(x, x_residual)]\n",
                 "(n_embd,)\n")], []),
-    Ablation("no_rmsnorm", "no rmsnorm",
-             [("    return [xi * scale for xi in x]\n", "    return x\n")], []),
+    Ablation("no_rmsnorm", "no rmsnorm", [NO_RMSNORM], []),
     Ablation("sgd", "SGD instead of Adam (learning_rate 0.1, as stage 4)",
              [("p.data -= lr_t * m_hat / (v_hat ** 0.5 + 1e-8)   # 1e-8: their epsilon, for "
                "v_hat ~ 0", "p.data -= lr_t * p.grad")],
              ["--learning_rate=0.1"]),
 ]
-ABLATION_BY_NAME = {a.name: a for a in ABLATIONS}
 EXTRA_LONG_ABLATIONS = [a.name for a in ABLATIONS]   # at LONG too, after everything else
+# Stage 3, where context arrives: attention and position embeddings can stand in for each other,
+# so they are measured as a 2 x 2 factorial (with the stage itself), at SHORT and LONG.
+STAGE3_ABLATIONS = [
+    Ablation("s3_no_context", "no attention beyond the current position and no position "
+             "embeddings", [CURRENT_ONLY, NO_POSITION], [], 3),
+    Ablation("s3_attention_current", "attention restricted to the current position",
+             [CURRENT_ONLY], [], 3),
+    Ablation("s3_no_position", "no position embeddings", [NO_POSITION], [], 3),
+    Ablation("s3_no_residual", "no residual connections",
+             [("    x = [a + b for a, b in zip(x, x_residual)]   # residual: the block adds to "
+               "its input\n", ""),
+              ("(n_embd,)\n    x = [a + b for a, b in zip(x, x_residual)]\n", "(n_embd,)\n")],
+             [], 3),
+    Ablation("s3_no_rmsnorm", "no rmsnorm", [NO_RMSNORM], [], 3),
+]
+FULL_ABLATIONS = list(ABLATIONS)
+ABLATIONS += STAGE3_ABLATIONS
+# The attention demo: stage 3 on data/repeats.txt (three random letters written twice), where
+# the second half can only be predicted by looking back; the stage, and attention restricted to
+# the current position. PROBE, appended to the script, prints attention weights on the val set.
+DEMO_STEPS = 2000   # SGD at stage 3's learning_rate 0.1 has not found the copy by SHORT steps
+DEMO_SETTINGS = ["--learning_rate=0.5"]
+DEMOS = [Ablation("demo_full", "stage 3", [], DEMO_SETTINGS, 3),
+         Ablation("demo_current", "attention restricted to the current position",
+                  [CURRENT_ONLY], DEMO_SETTINGS, 3)]
+ABLATION_BY_NAME = {a.name: a for a in ABLATIONS + DEMOS}
+PROBE = Path(__file__).with_name("attention_probe.py")
 
 
 class Stale(Exception):
@@ -104,28 +135,36 @@ def data_split():
 def plan(num_train=None):
     """Every job, in the order they run: (1) the ladder at SHORT, (2) the ablations at SHORT,
     (3) the ladder at LONG, (4) the ablations at ABLATION_LONG (with the full model first if
-    that is not LONG), (5) EXTRA_LONG_ABLATIONS at LONG. Stage 2 computes what stage 1
+    that is not LONG), (5) EXTRA_LONG_ABLATIONS at LONG, (6) the attention demo, (7) stage 3's
+    ablations at SHORT, then at LONG. Stage 2 computes what stage 1
     computes (tests/test_math.py, to 1e-9), so it is not run at LONG. Stage 0 also runs one
     full epoch (num_train steps)."""
     if num_train is None:
         num_train = data_split()[2]
     ladder = lambda stage, steps: [Job("ladder", f"stage{stage}", stage, steps, s) for s in SEEDS]
-    ablation = lambda name, steps: [Job("ablation", name, FULL_STAGE, steps, s) for s in SEEDS]
+    ablation = lambda name, steps, group="ablation": [
+        Job(group, name, ABLATION_BY_NAME[name].stage, steps, s) for s in SEEDS]
+    full_model = [a for a in ABLATIONS if a.stage == FULL_STAGE]
     jobs = []
     for stage in range(len(stages.STAGE_FILES)):
         jobs += ladder(stage, SHORT)
     jobs += ladder(0, num_train)
-    for a in ABLATIONS:
+    for a in full_model:
         jobs += ablation(a.name, SHORT)
     for stage in range(len(stages.STAGE_FILES)):
         if stage != 2:
             jobs += ladder(stage, LONG)
     if ABLATION_LONG != LONG:
         jobs += ladder(FULL_STAGE, ABLATION_LONG)
-    for a in ABLATIONS:
+    for a in full_model:
         jobs += ablation(a.name, ABLATION_LONG)
     for name in EXTRA_LONG_ABLATIONS:
         jobs += ablation(name, LONG)
+    for demo in DEMOS:
+        jobs += ablation(demo.name, DEMO_STEPS, "demo")
+    for steps in (SHORT, LONG):
+        for a in STAGE3_ABLATIONS:
+            jobs += ablation(a.name, steps)
     return jobs
 
 
@@ -142,14 +181,16 @@ def patch(text, edits):
 def job_script(job):
     """(file name, exact text) of the script job runs."""
     text = stages.read_stage(job.stage)
-    if job.group == "ablation":
+    if job.group != "ladder":
         text = patch(text, ABLATION_BY_NAME[job.name].edits)
+    if job.group == "demo":
+        text += PROBE.read_text(encoding="utf-8")
     return stages.STAGE_FILES[job.stage], text
 
 
 def job_settings(job):
     """The job's settings on the command line (the data path is added when it runs)."""
-    extra = ABLATION_BY_NAME[job.name].settings if job.group == "ablation" else []
+    extra = ABLATION_BY_NAME[job.name].settings if job.group != "ladder" else []
     return [f"--num_steps={job.steps}", f"--seed={job.seed}", f"--num_samples={NUM_SAMPLES}",
             *extra]
 
@@ -207,7 +248,8 @@ def run_job(job, train_names, data_names):
            "code_sha256": code_sha256(text)}
     with tempfile.TemporaryDirectory(prefix="experiments-") as tmp:
         (Path(tmp) / name).write_text(text, encoding="utf-8")
-        command = [sys.executable, name, *settings, f"--data_path={DATA}"]
+        data = DEMO_DATA if job.group == "demo" else DATA
+        command = [sys.executable, name, *settings, f"--data_path={data}"]
         load_before = os.getloadavg()[0]
         code, out, err, wall, usage = benchmark.run_child(command, cwd=tmp)
     if code != 0:
@@ -217,7 +259,10 @@ def run_job(job, train_names, data_names):
     else:
         try:
             run.update(parse_output(out))
-        except ValueError as e:
+            probe = re.search(r"^attention: (.*)$", out, re.MULTILINE)
+            if job.group == "demo":
+                run["attention"] = json.loads(probe.group(1))
+        except (ValueError, AttributeError) as e:
             run["error"] = str(e)
             run["val_loss"] = run["train_loss_last50"] = None
             run["samples"] = []
@@ -241,6 +286,9 @@ def save_results(runs, jobs):
     runs = sorted(runs, key=lambda r: order.get(record_key(r), len(order)))
     data = {"generated": f"by {TOOL}; do not edit: rerun the tool",
             "machine": benchmark.machine_info(), "data": "data/names.txt", "runs": runs}
+    carried = load_results().get("carried_over")   # a note that older runs were carried over
+    if carried:
+        data["carried_over"] = carried
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -316,15 +364,19 @@ def val_by_seed(runs, group, name, steps):
 
 
 def ablation_budgets(runs, name):
-    return sorted({r["num_steps"] for r in runs if r["group"] == "ablation" and r["name"] == name})
+    return sorted({r["num_steps"] for r in runs if r["group"] != "ladder" and r["name"] == name})
 
 
 def comparison(runs, name, steps):
     """(ablated Stats, full-model Stats, per-seed differences Stats, verdict) or None.
     Differences pair the seeds: same seed, same data order. The verdict says whether the
     ablation's seed range and the full model's do not overlap."""
-    ablated = val_by_seed(runs, "ablation", name, steps)
-    full = val_by_seed(runs, "ladder", f"stage{FULL_STAGE}", steps)
+    if name in (demo.name for demo in DEMOS):
+        ablated = val_by_seed(runs, "demo", name, steps)
+        full = val_by_seed(runs, "demo", DEMOS[0].name, steps)
+    else:
+        ablated = val_by_seed(runs, "ablation", name, steps)
+        full = val_by_seed(runs, "ladder", f"stage{ABLATION_BY_NAME[name].stage}", steps)
     paired = sorted(set(ablated) & set(full))
     if not paired:
         return None
@@ -359,7 +411,7 @@ def figures(results=None):
                 for field in ("in_train", "in_data"):
                     count = sum(r[f"samples_{field}"] for r in mine)
                     out[f"samples.s{stage}.{steps}.{field}"] = count / num_samples
-    for a in ABLATIONS:
+    for a in ABLATIONS + DEMOS[1:]:
         for steps in ablation_budgets(runs, a.name):
             found = comparison(runs, a.name, steps)
             if found:
@@ -371,6 +423,17 @@ def figures(results=None):
                 out[f"{key}.diff_min"] = diff.min
                 out[f"{key}.diff_max"] = diff.max
                 out[f"{key}.exceeds_spread"] = verdict.startswith("yes")
+    demo = [r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")]
+    if demo:
+        for field in ("max_weight", "on_match"):
+            values = stats([r["attention"][field] for r in demo])
+            out[f"demo.{field}"] = values.mean
+            out[f"demo.{field}.min"] = values.min
+        length = demo[0]["attention"]["length"]
+        # a model that copies perfectly still guesses the first half: length uniform guesses
+        # among 26 letters, over the 2 * length + 1 predictions of a string (the end included)
+        out["demo.floor"] = length * math.log(26) / (2 * length + 1)
+        out["demo.length"] = length
     return out
 
 
@@ -378,29 +441,40 @@ def seeds_text(n):
     return f"{n} seed" + ("s" if n != 1 else "")
 
 
+def every_seed(diff_min, diff_max):
+    """What the paired differences of an ablation say, in words."""
+    if diff_min > 0:
+        return "worse on every seed"
+    if diff_max < 0:
+        return "better on every seed"
+    return "within noise: better on some seeds, worse on others"
+
+
 def quotes(results=None):
-    """{key: text} for prose: 'ladder.s3.1000' -> '2.432 ± 0.004 (3 seeds)' (± the sample
-    standard deviation over seeds), 'ablation.no_position.10000' -> '+0.031 (per seed +0.025 to
-    +0.036, 3 seeds; beyond the seed spread)' (the difference to the full model),
-    'ablation.no_position.10000.val' -> its val loss as for the ladder, 'samples.s5.1000' ->
-    '24% of 150 samples are training names'."""
+    """{key: text} for prose, in plain figures (README and notebooks explain once how they are
+    measured): 'ladder.s3.1000' -> '2.424 nats' (the mean over seeds), 'ladder.s3.1000.choices'
+    -> '11.3' (e to the loss: the effective number of choices per letter),
+    'ladder.s3.1000.spread' -> '± 0.006 over 3 seeds', 'ablation.no_position.10000' -> '+0.026
+    nats, worse on every seed' (the paired difference to the stage it changes),
+    'ablation.no_position.10000.val' -> its val loss, 'samples.s5.1000' -> '33% of 150 samples
+    are training names', 'demo.max_weight' -> '0.93' (min over seeds: '.min')."""
     fig = figures(results)
-    loss_text = lambda base: (f"{fig[base + '.mean']:.3f} ± {fig[base + '.std']:.3f} "
-                              f"({seeds_text(fig[base + '.n'])})")
     out = {}
     for key in fig:
+        base = key.rsplit(".", 1)[0]
         if key.startswith("ladder.") and key.endswith(".mean"):
-            out[key[:-len(".mean")]] = loss_text(key[:-len(".mean")])
+            out[base] = f"{fig[key]:.3f} nats"
+            out[base + ".choices"] = f"{math.exp(fig[key]):.1f}"
+            out[base + ".spread"] = f"± {fig[base + '.std']:.3f} over {seeds_text(fig[base + '.n'])}"
         elif key.startswith("ablation.") and key.endswith(".diff"):
-            base = key[:-len(".diff")]
-            out[base + ".val"] = loss_text(base)
-            beyond = "beyond" if fig[base + ".exceeds_spread"] else "within"
-            out[base] = (f"{fig[key]:+.3f} (per seed {fig[base + '.diff_min']:+.3f} to "
-                         f"{fig[base + '.diff_max']:+.3f}, {seeds_text(fig[base + '.n'])}; "
-                         f"{beyond} the seed spread)")
+            out[base + ".val"] = f"{fig[base + '.mean']:.3f} nats"
+            out[base] = (f"{fig[key]:+.3f} nats, "
+                         f"{every_seed(fig[base + '.diff_min'], fig[base + '.diff_max'])}")
         elif key.startswith("samples.") and key.endswith(".in_train"):
             base = key[:-len(".in_train")]
             out[base] = (f"{fig[key]:.0%} of {fig[base + '.n']} samples are training names")
+        elif key.startswith("demo."):
+            out[key] = f"{fig[key]:.2f}" if isinstance(fig[key], float) else str(fig[key])
     return out
 
 
@@ -431,9 +505,9 @@ def generated_line(what):
 
 
 def ablation_diff(ablation):
-    """Unified diff of train5_adam.py to its ablated copy, under a generated-file line."""
-    name = stages.STAGE_FILES[FULL_STAGE]
-    old = stages.read_stage(FULL_STAGE)
+    """Unified diff of the stage script to its ablated copy, under a generated-file line."""
+    name = stages.STAGE_FILES[ablation.stage]
+    old = stages.read_stage(ablation.stage)
     new = patch(old, ablation.edits)
     diff = difflib.unified_diff(stages.split_lines(old), stages.split_lines(new), f"a/{name}",
                                 f"b/{name}", n=3)
@@ -483,23 +557,24 @@ def render_readme(results, num_train):
                   "losses` proves every step's loss equal to 1e-9, and at 1,000 steps the val "
                   f"losses printed here are equal for seeds {', '.join(map(str, same)) or 'none'}"
                   f". So stage 2 at {LONG:,} steps is not run: it is stage 1's figure."]
-    lines += ["", "## Ablations of the full model (train5_adam.py)", "",
-              "Each ablation changes one thing in a copy of `train5_adam.py`: a few lines (the "
+    lines += ["", "## Ablations of stage 3 and of the full model (stage 5)", "",
+              "Each ablation changes one thing in a copy of `train3_single_head.py` or "
+              "`train5_adam.py`: a few lines (the "
               "diff is linked) or a setting. 'Difference' is the ablation's val loss minus the "
-              "full model's for the same seed (same initialization and data order where the "
+              "unchanged stage's for the same seed (same initialization and data order where the "
               "change leaves the parameters alone), as a mean and the per-seed range; positive "
               "means the model is worse without the concept. 'Beyond the seed spread' means "
               "every seed of the ablation is worse (or every one better) than every seed of the "
               "full model.", "", "![ablations: val loss difference to the full model]"
               "(ablations.png)", "",
-              "| ablation | change | steps | val loss, mean ± std (min–max) | difference to the "
-              "full model, mean (per-seed min to max) | beyond the seed spread? |",
-              "|---|---|---:|---:|---:|---|"]
-    budgets = sorted({j.steps for j in jobs if j.group == "ablation"})
-    for steps in budgets:
-        values = val_by_seed(runs, "ladder", f"stage{FULL_STAGE}", steps)
-        full = fmt_stats(stats(list(values.values()))) if values else "not measured"
-        lines.append(f"| full model | - | {steps:,} | {full} | - | - |")
+              "| stage | ablation | change | steps | val loss, mean ± std (min–max) | difference "
+              "to the stage, mean (per-seed min to max) | beyond the seed spread? |",
+              "|---:|---|---|---:|---:|---:|---|"]
+    for stage in sorted({a.stage for a in ABLATIONS}, reverse=True):
+        for steps in sorted({j.steps for j in jobs if j.group == "ablation" and j.stage == stage}):
+            values = val_by_seed(runs, "ladder", f"stage{stage}", steps)
+            full = fmt_stats(stats(list(values.values()))) if values else "not measured"
+            lines.append(f"| {stage} | unchanged | - | {steps:,} | {full} | - | - |")
     for a in ABLATIONS:
         change = f"[diff](ablations/{a.name}.diff)" if a.edits else ""
         change = " ".join(filter(None, [change, *(f"`{s}`" for s in a.settings)]))
@@ -515,7 +590,8 @@ def render_readme(results, num_train):
                 cells = ["failed: " + errors[0]["error"], "-", "-"]
             else:
                 cells = ["not measured", "-", "-"]
-            lines.append(f"| {a.title} | {change} | {steps:,} | " + " | ".join(cells) + " |")
+            lines.append(f"| {a.stage} | {a.title} | {change} | {steps:,} | " + " | ".join(cells)
+                         + " |")
     sgd = val_by_seed(runs, "ablation", "sgd", SHORT)
     four = val_by_seed(runs, "ladder", "stage4", SHORT)
     both = sorted(set(sgd) & set(four))
@@ -526,6 +602,7 @@ def render_readme(results, num_train):
                   f"5's script: at {SHORT:,} steps its val losses are {same} for seeds "
                   f"{', '.join(map(str, both))}, so the ladder's stage 4 row shows it at "
                   f"{LONG:,} steps too."]
+    lines += factorial_lines(runs) + demo_lines(runs)
     lines += ["", "## Samples: how many are names the model was trained on", "",
               f"Each run samples {NUM_SAMPLES} names at temperature 0.5; the shares count all "
               "seeds' samples, a name sampled twice twice; 'distinct' counts each name once. "
@@ -576,6 +653,70 @@ def render_readme(results, num_train):
     return "\n".join(lines) + "\n"
 
 
+def factorial_lines(runs):
+    """The 2 x 2 of stage 3: attention beyond the current position x position embeddings."""
+    cells = [("stage3", "ladder", "attention and position embeddings (stage 3)"),
+             ("s3_no_position", "ablation", "attention, no position embeddings"),
+             ("s3_attention_current", "ablation", "position embeddings, attention on the current "
+              "position only"),
+             ("s3_no_context", "ablation", "neither: the next letter from the current one")]
+    lines = ["", "## Stage 3: where the context comes from", "",
+             "Attention and position embeddings can stand in for each other (attention without "
+             "positions still averages over the earlier letters; positions without attention "
+             "still tell the model how far into the name it is), so they are measured together: "
+             "the four combinations, each with seeds " + ", ".join(map(str, SEEDS)) + ". Val loss "
+             "mean ± std (min–max); the last row of each budget is the stage 2 model for "
+             "comparison.", "", "| steps | model | val loss | difference to stage 3, mean "
+             "(per-seed min to max) |", "|---:|---|---:|---:|"]
+    for steps in (SHORT, LONG):
+        for name, group, title in cells:
+            values = val_by_seed(runs, group, name, steps)
+            found = comparison(runs, name, steps) if group == "ablation" else None
+            diff = (f"{found[2].mean:+.4f} ({found[2].min:+.4f} to {found[2].max:+.4f})"
+                    if found else "-")
+            val = fmt_stats(stats(list(values.values()))) if values else "not measured"
+            lines.append(f"| {steps:,} | {title} | {val} | {diff} |")
+        two = val_by_seed(runs, "ladder", "stage2", steps) or val_by_seed(runs, "ladder",
+                                                                          "stage1", steps)
+        val = fmt_stats(stats(list(two.values()))) if two else "not measured"
+        lines.append(f"| {steps:,} | stage 2 (the MLP on the current letter) | {val} | - |")
+    return lines
+
+
+def demo_lines(runs):
+    """The attention demo: stage 3 on strings written twice."""
+    full = {r["seed"]: r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")}
+    current = val_by_seed(runs, "demo", DEMOS[1].name, DEMO_STEPS)
+    lines = ["", "## The attention demo: strings written twice", "",
+             f"Stage 3 trained on [data/repeats.txt](../../data/repeats.txt) "
+             f"(`tools/build_repeats.py`: three random letters written twice, `qxdqxd`) for "
+             f"{DEMO_STEPS:,} steps with {' '.join(DEMO_SETTINGS)}, and the same with attention "
+             "restricted to the current position. The second half of a string is a copy of the "
+             "first, so only a model that looks back can predict it. 'Largest weight' is the "
+             "largest attention weight of a query that must look back (the positions predicting "
+             "the copied letters), 'on the match' its weight on the position of the letter to "
+             "copy; both are means over the 300 held-out strings. Run from "
+             "`tools/attention_probe.py`, appended to the script.", "",
+             "![attention demo](attention_demo.png)", "",
+             "| seed | val loss, stage 3 | val loss, current position only | largest weight | "
+             "on the match |", "|---:|---:|---:|---:|---:|"]
+    for seed in SEEDS:
+        run = full.get(seed)
+        if run is None or seed not in current:
+            lines.append(f"| {seed} | not measured | - | - | - |")
+            continue
+        lines.append(f"| {seed} | {run['val_loss']:.4f} | {current[seed]:.4f} | "
+                     f"{run['attention']['max_weight']:.4f} | {run['attention']['on_match']:.4f} |")
+    fig = figures({"runs": runs})
+    if "demo.floor" in fig:
+        lines += ["", f"A model that copies perfectly still has to guess the first half: "
+                  f"{fig['demo.length']} uniform guesses among 26 letters in the "
+                  f"{2 * fig['demo.length'] + 1} predictions of a string, "
+                  f"{fig['demo.floor']:.4f} nats; a model that cannot look back guesses twice "
+                  f"as many, {2 * fig['demo.floor']:.4f}."]
+    return lines
+
+
 def render_figures(results, num_train):
     """{path: PNG bytes} of the two figures."""
     import matplotlib
@@ -613,11 +754,12 @@ def render_figures(results, num_train):
         pngs[LADDER_PNG] = png_bytes(fig, plt)
 
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        budgets = sorted({j.steps for j in plan(num_train) if j.group == "ablation"})
+        budgets = sorted({j.steps for j in plan(num_train) if j.group == "ablation"
+                          and j.stage == FULL_STAGE})
         width = 0.8 / max(1, len(budgets))
         for b, steps in enumerate(budgets):
             ys, diffs, low, high = [], [], [], []
-            for i, a in enumerate(ABLATIONS):
+            for i, a in enumerate(FULL_ABLATIONS):
                 found = comparison(runs, a.name, steps)
                 if found:
                     d = found[2]
@@ -630,16 +772,52 @@ def render_figures(results, num_train):
                 ax.errorbar(diffs, ys, xerr=[low, high], fmt="os^"[b % 3], capsize=3,
                             label=f"{steps:,} steps", color=color)
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_yticks(range(len(ABLATIONS)))
-        ax.set_yticklabels([a.title.split(" (")[0] for a in ABLATIONS], fontsize=8)
-        ax.set_ylim(len(ABLATIONS) - 0.5, -0.5)   # the first ablation on top
+        ax.set_yticks(range(len(FULL_ABLATIONS)))
+        ax.set_yticklabels([a.title.split(" (")[0] for a in FULL_ABLATIONS], fontsize=8)
+        ax.set_ylim(len(FULL_ABLATIONS) - 0.5, -0.5)   # the first ablation on top
         ax.set_xlabel("val loss, ablated minus full model (nats per character)")
         ax.set_title("Ablations of stage 5: mean difference, bars = per-seed range")
         ax.grid(axis="x", alpha=0.3)
         if budgets:
             ax.legend(fontsize=8)
         pngs[ABLATIONS_PNG] = png_bytes(fig, plt)
+        demo = [r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")]
+        if demo:
+            pngs[DEMO_PNG] = demo_figure(runs, min(demo, key=lambda r: r["seed"]), plt)
     return pngs
+
+
+def demo_figure(runs, run, plt):
+    """Left: the attention weights of one seed's stage 3, mean over the held-out strings;
+    right: val loss per seed, with attention and with the current position only."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2),
+                                      gridspec_kw={"width_ratios": [1.1, 1]})
+    grid = [row[:k + 1] + [math.nan] * (len(row) - k - 1)
+            for k, row in enumerate(run["attention"]["grid"])]
+    length = run["attention"]["length"]
+    labels = ["BOS"] + [f"x{k + 1}" for k in range(length)] + [f"x{k + 1}'" for k in range(length)]
+    image = left.imshow(grid, cmap="viridis", vmin=0, vmax=1)
+    left.set_xticks(range(len(labels)), [f"{k}:{t}" for k, t in enumerate(labels)], fontsize=8)
+    left.set_yticks(range(len(labels)), [f"{k}:{t}" for k, t in enumerate(labels)], fontsize=8)
+    left.set_xlabel("key: the position attended to")
+    left.set_ylabel("query: the position predicting the next letter")
+    left.set_title(f"Stage 3 on 'abcabc' strings (seed {run['seed']}): attention weights",
+                   fontsize=9)
+    fig.colorbar(image, ax=left, label="weight, mean over 300 strings")
+    seeds = sorted({r["seed"] for r in runs if r["group"] == "demo"})
+    for offset, demo, color in ((-0.2, DEMOS[0], "C0"), (0.2, DEMOS[1], "C3")):
+        values = val_by_seed(runs, "demo", demo.name, DEMO_STEPS)
+        right.bar([k + offset for k, s in enumerate(seeds) if s in values],
+                  [values[s] for s in seeds if s in values], width=0.4, color=color,
+                  label="attention" if demo is DEMOS[0] else "current position only")
+    floor = figures({"runs": runs})["demo.floor"]
+    right.axhline(floor, color="black", ls="--", lw=0.8, label="perfect copy of the second half")
+    right.axhline(2 * floor, color="gray", ls=":", lw=0.8, label="no copy: every letter guessed")
+    right.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
+    right.set_ylabel("val loss (nats per character)")
+    right.set_title(f"Val loss after {DEMO_STEPS:,} steps", fontsize=9)
+    right.legend(fontsize=7, loc="lower right")
+    return png_bytes(fig, plt)
 
 
 def png_bytes(fig, plt):

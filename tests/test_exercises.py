@@ -1,10 +1,14 @@
 """Tests for the exercise handouts (tools/exercises.py, notebooks/exercises/): every exercise
 anchor matches its script exactly once, the handouts are fresh, they hold stubs and not the
 reference solutions, and their check cells pass on the solutions, say "not done yet" on the stubs
-and name the wrong value on a wrong answer, each exercise on its own.
+and name the wrong value on a wrong answer, each exercise on its own; right values from a cut
+graph fail on their gradients; every name an instruction mentions is defined, and no answer is
+printed before its exercise.
 
 Run: python -m pytest -q tests/test_exercises.py
 """
+import ast
+import builtins
 import contextlib
 import io
 import json
@@ -148,7 +152,9 @@ def test_handout_fetches_only_the_data_and_never_reads_or_runs_a_script(stage, t
     import urllib.request
     nb = json.loads((stages.ROOT / exercises.OUT_DIR / exercises.handout_name(stage)).read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-    assert not [src for src in code if "open(__file__" in src or "subprocess" in src]
+    run = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code" and
+           c["metadata"]["microgpt"].get("section") != "settings"]   # --help never runs here
+    assert not [src for src in run if "open(__file__" in src or "subprocess" in src]
     fetched = []
 
     def fake_urlretrieve(url, filename):   # stands in for the network
@@ -189,3 +195,73 @@ def test_readme_lists_every_exercise():
     text = (stages.ROOT / exercises.OUT_DIR / "README.md").read_text()
     for ex in exercises.EXERCISES:
         assert f"| {ex.id} | {ex.stage} | {ex.title}" in text
+
+
+def names_in_code(nb):
+    """Every name a handout's code defines or uses as a key or attribute: assigned names,
+    functions, classes, parameters, imports, attributes and string constants (state_dict keys)."""
+    names = set(dir(builtins))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        for node in ast.walk(ast.parse(cell["source"])):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, ast.alias):
+                names.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)
+    return names
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_name_an_instruction_mentions_is_defined_in_the_handout(stage):
+    defined = names_in_code(exercises.build_handout(stage, "stub"))
+    for ex in exercises.stage_exercises(stage):
+        spans = re.findall(r"`([^`]+)`", ex.instructions)
+        introduced = {m for s in spans for m in re.findall(r"^([A-Za-z_]\w*) =", s)}
+        introduced |= set(re.findall(r"`([A-Za-z_]\w*)` is", ex.instructions))   # "`L` is ..."
+        for name in spans:
+            if re.fullmatch(r"[A-Za-z_]\w*", name) and name not in introduced:
+                assert name in defined, (ex.id, name)
+
+
+def test_no_exercise_s_answer_is_printed_before_it():
+    nb = json.loads((stages.ROOT / exercises.OUT_DIR / exercises.handout_name(2)).read_text())
+    cells = nb["cells"]
+    at = next(k for k, c in enumerate(cells) if "2.1" in c["metadata"]["microgpt"].get(
+        "exercises", []))
+    before = "".join("".join(c["source"]) for c in cells[:at])
+    for answer in ["$1/a$", "a^{k-1}", "1 if $a > 0$, else 0", "(the result itself)"]:
+        assert answer not in before
+    assert "| `a.log()` | $\\ln a$ | ? |" in before
+    assert "The question marks are exercise 2.1" in before
+
+
+@pytest.mark.parametrize("ex_id, variant", sorted(mutants.CUT))
+def test_right_values_from_a_cut_graph_fail_the_visible_check_with_the_cause(ex_id, variant):
+    stage = exercises.BY_ID[ex_id].stage
+    out = run_check_cells(exercises.build_handout(stage, "solution"), stage,
+                          replace=(ex_id, *mutants.WRONG[ex_id][variant]))
+    assert out[ex_id].startswith("FAIL"), out[ex_id]
+    assert "a .data or a new Value(...) cuts the graph" in out[ex_id]
+
+
+def test_a_check_message_shows_enough_digits_to_see_the_difference():
+    ns = {}
+    exec(exercises.helpers_source(), ns)
+    with pytest.raises(ns["CheckFailed"], match="should be 0.839731, you returned 0.8397311"):
+        ns["expect_close"]("x", 0.83973111, 0.83973102, tol=1e-9)
+
+
+def test_a_check_says_when_the_stand_in_for_another_exercise_is_not_called():
+    out = run_check_cells(exercises.build_handout(3, "solution"), 3,
+                          replace=("3.3", *mutants.RIGHT["3.3"][0]))
+    assert out["3.3"].startswith("FAIL transformer_block: transformer_block should call rmsnorm() "
+                                 "twice and attention() once (this check swaps them for stand-ins")

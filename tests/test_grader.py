@@ -2,11 +2,15 @@
 untouched handouts score 0, every plausible wrong answer in exercise_checks/mutants.py (cut
 gradient graphs included) loses points on its own exercise only, and the grader survives an
 endless loop, a raise at import, a syntax error and an unreadable file, writing CSV and a
-summary; deleted check cells change nothing. Attacks: tests/test_grader_attacks.py.
+summary; deleted check cells change nothing. Correct answers written another way (inline
+collaborators, IPython magics, a VS Code export, another sampler) keep full marks; a helper from
+another cell gets a reason that says what the grader runs. Attacks: tests/test_grader_attacks.py
+and tests/test_grader_hostile.py.
 
 Run: python -m pytest -q tests/test_grader.py
 """
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +158,62 @@ def test_points_never_exceed_the_exercise_s_points():
     assert grade.score(ex, reference, answer) == (10.0, "all checks passed")
     answer["cases"]["b"] = {"value": 3.5}
     assert grade.score(ex, reference, answer) == (5.0, "b: yours 3.5, expected 3")
+
+
+def exercise_cell(nb, ex_id):
+    return next(c for c in nb["cells"] if ex_id in c["metadata"]["microgpt"].get("exercises", []))
+
+
+def test_correct_answers_written_another_way_keep_full_marks(tmp_path):
+    """Sampling from cumulative probabilities, rmsnorm written inside the block, attention
+    written inside multi_head_attention: the probes use the real collaborators."""
+    for ex_id in mutants.RIGHT:
+        stage = exercises.BY_ID[ex_id].stage
+        results = grade_files(tmp_path, stage, {f"right_{ex_id}.ipynb": grade.make_submission(
+            stage, "right", ex_id)})
+        assert results[f"right_{ex_id}"][ex_id] == (10.0, "all checks passed"), ex_id
+
+
+def test_magics_cell_markers_and_missing_helpers(tmp_path):
+    nb = json.loads(grade.make_submission(3, "correct"))
+    exercise_cell(nb, "3.1")["source"] = "%load_ext autoreload\n%autoreload 2\n" + \
+        exercise_cell(nb, "3.1")["source"]
+    exercise_cell(nb, "3.2")["source"] = "%%time\n" + exercise_cell(nb, "3.2")["source"]
+    magics = exercises.dumps(nb)
+    # a VS Code / Spyder export: every cell after a bare #%% (or # %% title), none tagged, and
+    # the notebook-only cells (which import matplotlib, absent from the sandbox) kept
+    nb = json.loads(grade.make_submission(3, "correct"))
+    vscode = "".join(("#%%\n" if k % 2 else "# %% cell\n") + c["source"] + "\n"
+                     for k, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
+    assert "import matplotlib" in vscode
+    nb = json.loads(grade.make_submission(3, "correct"))
+    cell = exercise_cell(nb, "3.2")
+    cell["source"] = cell["source"].replace("/ head_dim ** 0.5", "/ root_of(head_dim)")
+    nb["cells"].insert(nb["cells"].index(cell), {   # a helper in a cell of its own
+        "cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+        "source": "from math import sqrt as root_of\n"})
+    helper = exercises.dumps(nb)
+    results = grade_files(tmp_path, 3, {"magics.ipynb": magics, "vscode.py": vscode,
+                                        "helper.ipynb": helper})
+    for student in ["magics", "vscode"]:
+        assert results[student] == {ex_id: (10.0, "all checks passed") for ex_id in IDS[3]}
+    points, reason = results["helper"]["3.2"]
+    assert points == 0.0
+    assert reason.endswith("name 'root_of' is not defined; the grader runs only this exercise's "
+                           "cell, after the handout's own code: put the helpers and imports it "
+                           "needs in this cell")
+
+
+def test_every_probe_case_has_a_label_of_its_own():
+    probes = {}
+    exec(grade.load_probes(), probes)
+    for name, probe in probes.items():
+        if name.startswith("probe_"):
+            labels = [label for label, _, _ in probe({})]
+            assert len(labels) == len(set(labels)) >= 2, name
+
+
+def test_feedback_shows_enough_digits_to_see_the_difference():
+    assert grade.mismatch(0.83973111, 0.83973102, 1e-9) == "yours 0.8397311, expected 0.839731"
+    assert grade.mismatch([1.0, 2.000000001], [1.0, 2.0], 1e-12) == \
+        "[1]: yours 2.000000001, expected 2"

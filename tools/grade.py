@@ -433,7 +433,7 @@ def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
         [['student', 'exercise', 'points', 'max', 'result']] +
         [[name, ex.id, res[ex.id][0], ex.points, res[ex.id][1]]
          for name, (_, res) in zip(names, rows) for ex in exs] +
-        [[shown(name), '-', 0.0, 0, f'not graded: {why}'] for name, why in skipped]))
+        [[shown(name), '', 0.0, 0, f'not graded: {why}'] for name, why in skipped]))
     lines = [f'stage {stage} ({stages.concept(stage)}): {len(rows)} submissions graded in '
              f'{elapsed:.1f} s', '',
              f'{"exercise":<10}{"title":<48}{"mean":>8}{"max":>6}{"full marks":>12}']

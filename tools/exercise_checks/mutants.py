@@ -33,10 +33,16 @@ WRONG = {
             # scores from .data: no gradient reaches q or the keys (nor attn_wq, attn_wk)
             ('dot(q, k_t) / head_dim ** 0.5', 'Value(dot(q, k_t).data) / head_dim ** 0.5')],
     '3.3': [('x = [a + b for a, b in zip(x, x_residual)]   # residual: the block adds to its input',
-             'x = x   # (forgot the residual)')],
-    '4.1': [('x_attn.extend(attention(q_h, k_h, v_h))', 'x_attn.append(attention(q_h, k_h, v_h))')],
+             'x = x   # (forgot the residual)'),
+            ('x = attention(q, keys, values)',
+             'x = [Value(v.data) for v in attention(q, keys, values)]')],
+    '4.1': [('x_attn.extend(attention(q_h, k_h, v_h))', 'x_attn.append(attention(q_h, k_h, v_h))'),
+            ('x_attn.extend(attention(q_h, k_h, v_h))',
+             'x_attn.extend(Value(v.data) for v in attention(q_h, k_h, v_h))')],
     '4.2': [('keys[i].append(k)', 'keys[0].append(k)'),
-            ('multi_head_attention(q, keys[i], values[i])', 'attention(q, keys[i], values[i])')],
+            ('multi_head_attention(q, keys[i], values[i])', 'attention(q, keys[i], values[i])'),
+            ('x_attn = multi_head_attention(q, keys[i], values[i])',
+             'x_attn = [Value(v.data) for v in multi_head_attention(q, keys[i], values[i])]')],
     '5.1': [('m_hat = adam_m[j] / (1 - beta1 ** (step + 1))', 'm_hat = adam_m[j]'),
             ('v_hat = adam_v[j] / (1 - beta2 ** (step + 1))', 'v_hat = adam_v[j]')],
     '5.2': [('lr_t = learning_rate * (1 - step / num_steps)',
@@ -44,6 +50,9 @@ WRONG = {
 }
 # which replacements of WRONG[id] belong together (applied at once); default: each on its own
 TOGETHER = {'5.1'}
+# (exercise, variant) of WRONG that give right values from a cut graph: the visible check must
+# catch them too, by their gradients
+CUT = {('3.1', 1), ('3.2', 1), ('3.2', 2), ('3.3', 1), ('4.1', 1), ('4.2', 2)}
 RIGHT = {
     '0.3': [('token_id = random.choices(range(vocab_size), weights=probs)[0]',
              'draw = random.random()   # walk the cumulative probabilities\n'

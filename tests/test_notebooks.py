@@ -151,18 +151,19 @@ def test_a_budget_name_in_a_figure_key_follows_the_experiments_plan():
 
 
 @pytest.mark.parametrize('i', STAGES)
-def test_try_it_edit_matches_the_script_exactly_once(i):
-    _, old, new, _, _ = make_notebooks.try_it_spec(i)
-    if old is not None:   # stage 2 runs stage 1 beside itself instead of a changed copy
+def test_try_it_edits_each_match_the_script_exactly_once(i):
+    _, edits, _, _ = make_notebooks.try_it_spec(i)
+    for old, new in edits or []:   # stage 2 runs stage 1 beside itself instead of a changed copy
         assert stages.read_stage(i).count(old) == 1
         assert old != new
 
 
-def test_stage5_try_it_is_the_sgd_ablation_of_the_experiments():
+@pytest.mark.parametrize('i, name', [(3, 's3_no_context'), (5, 'sgd')])
+def test_stage3_and_5_try_it_are_ablations_of_the_experiments(i, name):
     import experiments
-    _, old, new, _, copy_settings = make_notebooks.try_it_spec(5)
-    ablation = experiments.ABLATION_BY_NAME['sgd']
-    assert ablation.edits == [(old, new)] and ablation.settings == copy_settings
+    _, edits, _, copy_settings = make_notebooks.try_it_spec(i)
+    ablation = experiments.ABLATION_BY_NAME[name]
+    assert ablation.edits == edits and ablation.settings == copy_settings
 
 
 def test_a_changed_figure_keeps_the_outputs():

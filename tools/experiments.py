@@ -434,6 +434,10 @@ def figures(results=None):
         # among 26 letters, over the 2 * length + 1 predictions of a string (the end included)
         out["demo.floor"] = length * math.log(26) / (2 * length + 1)
         out["demo.length"] = length
+        for demo_run in DEMOS:
+            values = val_by_seed(runs, "demo", demo_run.name, DEMO_STEPS)
+            if values:
+                out[f"demo.val.{demo_run.name}"] = stats(list(values.values())).mean
     return out
 
 
@@ -473,6 +477,8 @@ def quotes(results=None):
         elif key.startswith("samples.") and key.endswith(".in_train"):
             base = key[:-len(".in_train")]
             out[base] = (f"{fig[key]:.0%} of {fig[base + '.n']} samples are training names")
+        elif key.startswith(("demo.val.", "demo.floor")):
+            out[key] = f"{fig[key]:.3f} nats"
         elif key.startswith("demo."):
             out[key] = f"{fig[key]:.2f}" if isinstance(fig[key], float) else str(fig[key])
     return out

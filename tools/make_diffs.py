@@ -37,6 +37,9 @@ td.diff_next a { color: #6e7781; }
 .diff_add { background: #ccffd8; }
 .diff_chg { background: #fff1a8; }
 .diff_sub { background: #ffd7d5; }
+pre.ws { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px;
+         border: 1px solid #d0d7de; padding: 6px; }
+pre.ws .diff_add, pre.ws .diff_sub { display: block; }
 details { margin-top: 1.5em; }
 summary { cursor: pointer; font-weight: bold; }
 """
@@ -66,6 +69,40 @@ def make_diff(k, root):
     return f"# {MARK}; do not edit\n" + stages.stage_diff(k + 1, root)
 
 
+def diff_ignoring_indentation(old_lines, new_lines, context=3):
+    """Unified-diff lines from old_lines to new_lines in which a line whose only change is its
+    whitespace counts as unchanged, as `git diff -w` shows it: a block moved into a loop keeps
+    only its real changes."""
+    def norm(lines):
+        return [" ".join(line.split()) for line in lines]
+    matcher = difflib.SequenceMatcher(None, norm(old_lines), norm(new_lines), autojunk=False)
+    out = []
+    for group in matcher.get_grouped_opcodes(context):
+        (_, i1, _, j1, _), (_, _, i2, _, j2) = group[0], group[-1]
+        out.append(f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@")
+        for tag, a1, a2, b1, b2 in group:
+            if tag == "equal":
+                out += [" " + line for line in new_lines[b1:b2]]
+            else:
+                out += ["-" + line for line in old_lines[a1:a2]]
+                out += ["+" + line for line in new_lines[b1:b2]]
+    return out
+
+
+def ignoring_indentation_html(old_lines, new_lines):
+    """The whitespace-insensitive diff as a <pre> block, added and deleted lines coloured."""
+    rows = []
+    for line in diff_ignoring_indentation(old_lines, new_lines):
+        kind = {"+": "diff_add", "-": "diff_sub"}.get(line[0]) if not line.startswith("@@") else ""
+        text = html.escape(line)
+        rows.append(f'<span class="{kind}">{text}</span>' if kind else text + "\n")
+    added = sum(1 for line in diff_ignoring_indentation(old_lines, new_lines)
+                if line.startswith("+"))
+    removed = sum(1 for line in diff_ignoring_indentation(old_lines, new_lines)
+                  if line.startswith("-"))
+    return added, removed, '<pre class="ws">' + "".join(rows) + "</pre>"
+
+
 def make_html(k, root):
     """Text of diffs/trainK_to_trainK+1.html: the changes with 3 lines of context, then the
     whole files side by side in a collapsed block."""
@@ -80,6 +117,7 @@ def make_html(k, root):
     differ = difflib.HtmlDiff(tabsize=4)
     changes = differ.make_table(old_lines, new_lines, old_file, new_file, context=True, numlines=3)
     whole = differ.make_table(old_lines, new_lines, old_file, new_file)
+    ws_added, ws_removed, ignoring = ignoring_indentation_html(old_lines, new_lines)
     title = f"{old_file} → {new_file}: {stages.concept(k + 1)}"
     return f"""\
 <!-- {MARK}; do not edit -->
@@ -103,6 +141,11 @@ Unified diff: <a href="{pair_name(k)}.diff">{pair_name(k)}.diff</a>.</p>
 t to the top.</p>
 <h2>Changes, with 3 lines of context</h2>
 {changes}
+<h2>The same changes, indentation ignored</h2>
+<p>As <code>git diff -w</code> shows them: a line whose only change is its indentation (a block
+moved into a loop) counts as unchanged, which leaves <span class="add">+{ws_added}</span> and
+<span class="sub">&minus;{ws_removed}</span> lines.</p>
+{ignoring}
 <details>
 <summary>Whole files side by side</summary>
 {whole}
@@ -137,7 +180,9 @@ In a `.diff` file, lines starting with `-` are only in the old script and lines 
 `@@ -a,b +c,d @@` line says where the next hunk starts in the old (a) and new (c) script.
 You can produce the same view yourself with
 `git diff --no-index train2_autograd.py train3_single_head.py`, or download a `.html` file
-and open it in a browser to read the two scripts side by side.
+and open it in a browser to read the two scripts side by side. Each page also shows the changes
+with indentation ignored (`git diff -w`): from stage 3 to 4 the block moves into the loop over
+layers, and that view shows the few lines that really change.
 """
 
 

@@ -9,8 +9,10 @@ Each goes between a pair of marker lines, and nothing outside them is touched. I
     <!-- END generated: reference comparison -->
     <!-- BEGIN generated: benchmarks (tools/readme_figures.py) -->
     <!-- END generated: benchmarks -->
-    <!-- BEGIN generated: what the numbers say (tools/readme_figures.py) -->
-    <!-- END generated: what the numbers say -->
+    <!-- BEGIN generated: what you will see (tools/readme_figures.py) -->
+    <!-- END generated: what you will see -->
+    <!-- BEGIN generated: what each concept buys (tools/readme_figures.py) -->
+    <!-- END generated: what each concept buys -->
 
 and in benchmarks/README.md the same with `engine details`, `paired` and `profile`. The figures
 come from benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/seeds.json
@@ -18,7 +20,8 @@ come from benchmarks/results.json (`python tools/benchmark.py --full`), benchmar
 (`python tools/benchmark.py --engine-compare`), benchmarks/paired.json (`python
 tools/benchmark.py --paired`) and benchmarks/profile.txt (`python tools/benchmark.py --profile
 5 --steps 10 > benchmarks/profile.txt`), benchmarks/experiments/results.json (`python
-tools/experiments.py`, quoted through its quotes()); line counts of the stage diffs from tools/stages.py; the
+tools/experiments.py`, quoted through its quotes() into the prose of
+tools/templates/readme_concepts.md, as the notebooks quote them); line counts of the stage diffs from tools/stages.py; the
 GitHub repository of the Colab badges from tools/repo.py.
 
     python tools/readme_figures.py            # rewrite the generated blocks
@@ -34,7 +37,6 @@ import json
 import sys
 from pathlib import Path
 
-import experiments
 import repo
 import stages
 from benchmark import machine_line
@@ -66,8 +68,11 @@ DETAILS_MARKERS = (f"<!-- BEGIN generated: engine details ({TOOL}) -->",
                    "<!-- END generated: engine details -->")
 PROFILE_MARKERS = (f"<!-- BEGIN generated: profile ({TOOL}) -->",
                    "<!-- END generated: profile -->")
-NUMBERS_MARKERS = (f"<!-- BEGIN generated: what the numbers say ({TOOL}) -->",
-                   "<!-- END generated: what the numbers say -->")
+NUMBERS_MARKERS = (f"<!-- BEGIN generated: what each concept buys ({TOOL}) -->",
+                   "<!-- END generated: what each concept buys -->")
+NUMBERS_TEMPLATE = stages.ROOT / "tools" / "templates" / "readme_concepts.md"
+FIRST_RUN_MARKERS = (f"<!-- BEGIN generated: what you will see ({TOOL}) -->",
+                     "<!-- END generated: what you will see -->")
 PAIRED_MARKERS = (f"<!-- BEGIN generated: paired ({TOOL}) -->",
                   "<!-- END generated: paired -->")
 
@@ -306,35 +311,36 @@ def render_paired(paired):
     return "\n".join(lines) + "\n"
 
 
-def render_numbers(quotes):
-    """The README's summary of benchmarks/experiments: each stage's val loss at the default and
-    the long budget, and each ablation's difference to the full model, with the seed spread, as
-    experiments.quotes() words them."""
-    budgets = [experiments.SHORT, experiments.LONG]
-    lines = ["![val loss by stage and budget](benchmarks/experiments/ladder.png)", "",
-             "| stage | concept | " + " | ".join(f"val loss, {b:,} steps" for b in budgets) + " |",
-             "|---:|---|" + "---:|" * len(budgets)]
-    for i in range(len(stages.STAGE_FILES)):
-        cells = [quotes.get(f"ladder.s{i}.{b}", "not run") for b in budgets]
-        if i == 2 and cells[1] == "not run":
-            cells[1] = "= stage 1 (same computation)"
-        lines.append(f"| {i} | {stages.CONCEPTS[i]} | " + " | ".join(cells) + " |")
-    budgets = [b for b in sorted({experiments.SHORT, experiments.ABLATION_LONG, experiments.LONG})
-               if any(f"ablation.{a.name}.{b}" in quotes for a in experiments.ABLATIONS)]
-    lines += ["", "![ablations: val loss difference to the full model]"
-              "(benchmarks/experiments/ablations.png)", "",
-              "| change to the full model (stage 5) | " + " | ".join(
-                  f"val loss difference, {b:,} steps" for b in budgets) + " |",
-              "|---|" + "---:|" * len(budgets)]
-    for ablation in experiments.ABLATIONS:
-        cells = [quotes.get(f"ablation.{ablation.name}.{b}", "not run") for b in budgets]
-        lines.append(f"| {ablation.title} | " + " | ".join(cells) + " |")
-    lines += ["", "Val loss in nats per character on the 300 held-out names: mean ± standard "
-              "deviation over seeds; a difference is the ablated model's loss minus the full "
-              "model's with the same seed, positive when the model does worse without the concept. "
-              "All of it from [benchmarks/experiments](benchmarks/experiments/README.md), made by "
-              "`python tools/experiments.py`."]
-    return "\n".join(lines) + "\n"
+def render_numbers():
+    """The README's "what each concept buys": the prose of tools/templates/readme_concepts.md
+    with each {{exp:KEY}} replaced by its figure, as in the notebooks' prose."""
+    import make_notebooks
+    text = NUMBERS_TEMPLATE.read_text(encoding="utf-8")
+    try:
+        return make_notebooks.resolve_figures(text, "tools/templates/readme_concepts.md", set())
+    except make_notebooks.BuildError as e:
+        raise Stale(str(e)) from None
+
+
+def render_first_run(results):
+    """What a learner sees on the first run: stage 0's output at its defaults, cut, and stage
+    5's samples, from the full runs of benchmarks/results.json."""
+    by_stage = {row["stage"]: row for row in results["stages"]}
+    lines = by_stage[0]["output"].splitlines()
+    steps = [line for line in lines if line.startswith("step ")]
+    samples = [line for line in lines if line.startswith("sample ")]
+    shown = ([line for line in lines if line.startswith(("num ", "vocab "))] + steps[:2]
+             + ["..."] + steps[-1:] + [line for line in lines if line.startswith(("train ", "val "))]
+             + samples[:8] + ["..."])
+    names = [line.split(": ", 1)[1] for line in by_stage[5]["output"].splitlines()
+             if line.startswith("sample ")]
+    return ("```\n$ python train0_bigram.py\n" + "\n".join(shown) + "\n```\n\n"
+            "Stage 0 counts which letter follows which; its names have the right letter pairs "
+            "and little else. A progress line gives the mean loss since the line before, the "
+            "time per step and the time left. Five files later, `python train5_adam.py` "
+            "trains a complete GPT for the same 1,000 steps and samples, at its default "
+            "temperature of 0.5 (safer than stage 0's plain sampling): "
+            + ", ".join(names[:12]) + ".\n")
 
 
 def render_profile(profile_text):
@@ -398,10 +404,11 @@ def rendered_files():
         raise Stale(f"benchmarks/profile.txt is missing: run {PROFILE_COMMAND}") from None
     diff_counts = {k: stages.diff_counts(k) for k in range(1, len(stages.STAGE_FILES))}
     blocks = {
-        README: [(COURSE_MARKERS, render_course_table(results, diff_counts)),
+        README: [(FIRST_RUN_MARKERS, render_first_run(results)),
+                 (COURSE_MARKERS, render_course_table(results, diff_counts)),
                  (REFERENCE_MARKERS, render_reference_table(results, seeds)),
                  (BENCH_MARKERS, render_benchmarks(engine)),
-                 (NUMBERS_MARKERS, render_numbers(experiments.quotes()))],
+                 (NUMBERS_MARKERS, render_numbers())],
         BENCH_README: [(DETAILS_MARKERS, render_engine_details(engine)),
                        (PAIRED_MARKERS, render_paired(paired)),
                        (PROFILE_MARKERS, render_profile(profile))],

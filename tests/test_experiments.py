@@ -1,6 +1,7 @@
 """tools/experiments.py: the committed measurements are fresh, each ablation is a small exact
 change to train5_adam.py that still compiles, and the figures are quoted as the tables show them.
 No long training here: one ablated copy trains for 2 steps on a small data file."""
+import json
 import subprocess
 import sys
 
@@ -17,13 +18,15 @@ def test_committed_results_tables_and_figures_are_fresh():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("ablation", experiments.ABLATIONS, ids=lambda a: a.name)
+@pytest.mark.parametrize("ablation", experiments.ABLATIONS + experiments.DEMOS,
+                         ids=lambda a: a.name)
 def test_each_ablation_edit_matches_once_and_the_copy_compiles(ablation):
-    original = stages.read_stage(experiments.FULL_STAGE)
+    original = stages.read_stage(ablation.stage)
     patched = experiments.patch(original, ablation.edits)   # raises unless each matches once
-    compile(patched, stages.STAGE_FILES[experiments.FULL_STAGE], "exec")
+    compile(patched, stages.STAGE_FILES[ablation.stage], "exec")
     assert (patched != original) == bool(ablation.edits)
-    assert ablation.edits or ablation.settings   # every ablation changes something
+    assert ablation.edits or ablation.settings   # every ablation changes something (a demo
+    # runs the stage itself on other data)
 
 
 def test_code_hash_ignores_comments_and_docstrings_but_not_code():
@@ -64,20 +67,83 @@ def fake_results(ladder, ablated=None):
     return {"runs": runs}
 
 
-def test_quote_gives_mean_sample_std_and_seeds():
+def test_quote_gives_the_mean_its_effective_choices_and_its_spread():
     results = fake_results([2.428, 2.432, 2.436])
-    assert experiments.quote("ladder", stage=5, steps=1000, results=results) == \
-        "2.432 ± 0.004 (3 seeds)"
+    quotes = experiments.quotes(results)
+    assert quotes["ladder.s5.1000"] == "2.432 nats"
+    assert quotes["ladder.s5.1000.choices"] == "11.4"   # e ** 2.432 = 11.38
+    assert quotes["ladder.s5.1000.spread"] == "± 0.004 over 3 seeds"
     assert experiments.quote("samples", stage=5, steps=1000, results=results) == \
         "50% of 6 samples are training names"
 
 
-def test_ablation_beyond_the_seed_spread_only_when_the_ranges_do_not_overlap():
+def test_ablation_quote_says_whether_every_seed_agrees():
     apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])
     assert experiments.quote("ablation", name="no_rmsnorm", steps=1000, results=apart) == \
-        "+0.030 (per seed +0.030 to +0.030, 3 seeds; beyond the seed spread)"
+        "+0.030 nats, worse on every seed"
+    mixed = fake_results([2.40, 2.41, 2.42], [2.39, 2.42, 2.43])
+    assert experiments.quote("ablation", name="no_rmsnorm", steps=1000, results=mixed) == \
+        "+0.003 nats, within noise: better on some seeds, worse on others"
+
+
+def test_ablation_beyond_the_seed_spread_only_when_the_ranges_do_not_overlap():
+    apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])
+    assert experiments.figures(apart)["ablation.no_rmsnorm.1000.exceeds_spread"] is True
     overlapping = fake_results([2.40, 2.41, 2.42], [2.42, 2.41, 2.45])
     figures = experiments.figures(overlapping)
     assert figures["ablation.no_rmsnorm.1000.exceeds_spread"] is False
     assert figures["ablation.no_rmsnorm.1000.diff_min"] == pytest.approx(0.0)
     assert figures["ablation.no_rmsnorm.1000.diff_max"] == pytest.approx(0.03)
+
+
+def committed_val(name, steps, group="ablation"):
+    return experiments.val_by_seed(experiments.load_results()["runs"], group, name, steps)
+
+
+@pytest.mark.parametrize("steps", [experiments.SHORT, experiments.LONG])
+@pytest.mark.parametrize("name", ["s3_no_context", "s3_attention_current", "s3_no_position"])
+def test_stage3_factorial_of_attention_and_position_is_measured_on_every_seed(name, steps):
+    assert set(committed_val(name, steps)) == set(experiments.SEEDS)
+    assert set(committed_val("stage3", steps, "ladder")) == set(experiments.SEEDS)
+
+
+def test_attention_demo_beats_current_position_only_by_far_on_every_seed():
+    full = committed_val("demo_full", experiments.DEMO_STEPS, "demo")
+    current = committed_val("demo_current", experiments.DEMO_STEPS, "demo")
+    assert set(full) == set(current) == set(experiments.SEEDS)
+    for seed in experiments.SEEDS:
+        assert current[seed] - full[seed] > 0.5, seed   # nats: a gap no one can miss
+
+
+def test_attention_demo_looks_back_with_most_of_its_weight_on_every_seed():
+    runs = [r for r in experiments.load_results()["runs"] if r["name"] == "demo_full"]
+    assert {r["seed"] for r in runs} == set(experiments.SEEDS)
+    for run in runs:
+        assert run["attention"]["max_weight"] >= 0.5, run["seed"]
+        assert run["attention"]["on_match"] >= 0.5, run["seed"]   # and on the right letter
+
+
+def test_attention_probe_finds_a_head_that_copies_from_two_back(tmp_path):
+    """The probe appended to a tiny script whose attention puts all weight two positions back
+    (or on BOS before that): max_weight and on_match must both be 1."""
+    script = tmp_path / "fake.py"
+    script.write_text("""
+val_docs = ['abcabc', 'xyzxyz']
+def encode(doc):
+    return [99] + [ord(ch) for ch in doc] + [99]
+class P:
+    def __init__(self, data):
+        self.data = data
+def softmax(logits):
+    return [P(x) for x in logits]
+def gpt(token_id, pos_id, keys, values):
+    keys.append(pos_id)
+    target = max(0, pos_id - 2)
+    return softmax([1.0 if k == target else 0.0 for k in keys])
+""" + experiments.PROBE.read_text(encoding="utf-8"))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.split("attention: ", 1)[1])
+    assert found["length"] == 3 and found["lookback"] == [3, 4, 5]
+    assert found["max_weight"] == 1.0 and found["on_match"] == 1.0
+    assert found["grid"][4] == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]

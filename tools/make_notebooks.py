@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import repo  # noqa: E402
 import stages  # noqa: E402
 
-TOOL_VERSION = '2'   # bump when a change here alters what an executed notebook would show
+TOOL_VERSION = '3'   # bump when a change here alters what an executed notebook would show
 NOTEBOOK_DIR = 'notebooks'
 PROSE_DIR = 'notebooks/prose'
 TOOL = 'tools/make_notebooks.py'
@@ -680,20 +680,22 @@ def build_cells(i, root):
     return cells, title
 
 
+def code_text(cells):
+    """The code cells' sources, in order, with repo.PLACEHOLDER for the repository's name: what
+    a notebook's outputs depend on (tools/repo.py --set rewrites links in place)."""
+    code = '\0'.join(cell['source'] for cell in cells if cell['cell_type'] == 'code')
+    return repo.replace_repo(code, repo.GITHUB_REPO, repo.PLACEHOLDER)
+
+
 def source_hash(i, cells, root):
-    """SHA-256 of what the outputs of stage i depend on: this tool's version, the script, the
-    prose, the built cells (with repo.PLACEHOLDER for the repository's name), and the previous
-    stage's script and prose (the last cell quotes the previous notebook's outputs)."""
+    """SHA-256 of what the outputs of stage i depend on: this tool's version, the notebook's
+    code cells, and the previous stage's code cells (the last cell quotes the previous
+    notebook's outputs). Prose is left out: rewording it keeps the outputs."""
     h = hashlib.sha256()
     h.update(f'{TOOL_VERSION}\0'.encode())
-    h.update(stages.read_stage(i, root).encode())
-    h.update(b'\0' + prose_path(i, root).read_bytes() + b'\0')
-    # the repository's name is not a source: tools/repo.py --set rewrites links in place
-    h.update(repo.replace_repo(json.dumps(cells, sort_keys=True), repo.GITHUB_REPO,
-                               repo.PLACEHOLDER).encode())
+    h.update(code_text(cells).encode())
     if i > 0:
-        h.update(b'\0' + stages.read_stage(i - 1, root).encode())
-        h.update(b'\0' + prose_path(i - 1, root).read_bytes())
+        h.update(b'\0' + code_text(build_cells(i - 1, root)[0]).encode())
     return h.hexdigest()
 
 

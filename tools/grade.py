@@ -5,23 +5,32 @@
   add --no-isolation to run student code without a sandbox (only where bubblewrap cannot run)
 
 Writes DIR/grades.csv (one row per student: points per exercise, total), DIR/feedback.csv
-(student, exercise, points, the reason) and DIR/summary.txt (per exercise: mean and number of
-full marks; per student: total), and prints the summary. DIR defaults to FOLDER/grades.
+(student, exercise, points, the reason; and every file not graded, with the reason) and
+DIR/summary.txt (per exercise: mean and number of full marks; per student: total; the files not
+graded), and prints the summary. DIR defaults to FOLDER/grades (grades-2, ... if a submission
+took that name); reports are written through a rename, so a link in their place is never followed.
 
-The verdict is computed here, never in student code. For each student and exercise, the
-exercise's cell (found by its cell metadata, else the last code cell defining the exercise's
-functions; a .py export is split at `# %%` or `# In[ ]:` lines) runs after the stub handout's
-code in a fresh sandbox: bubblewrap namespaces (no network, no other processes, an empty
-filesystem but for Python, the dataset and scratch folders that vanish), as uid 65534 (nobody,
-outside too when root grades), with limits on CPU, memory, file size and processes and a
-wall-clock timeout. There the exercise's probe (tools/exercise_checks/probes.py) calls the
-student's functions on inputs chosen by the grader and prints plain data: values and gradients.
-The same probe runs in the same kind of sandbox against the reference solution (the stage
-script). This process reads each answer up to MAX_ANSWER bytes, parses it as JSON and compares
-it case by case with the reference answer; the points are the exercise's points times the share
-of cases that match. A missing, malformed, oversized or late answer scores 0 for that exercise
-with the reason; a submission that cannot be graded at all scores 0 with the reason, and the
-rest of the class is still graded.
+Only regular .ipynb and .py files directly in FOLDER are graded (in any case: Bob.IPYNB), one per
+student (the notebook before the .py, then the newest); links, folders, other files and a
+student's other files are listed with the reason. Names and reasons are written with control
+characters escaped, and a CSV cell that a spreadsheet would read as a formula starts with '.
+
+The verdict is computed here, never in student code, and this process never reads a submission.
+For each student and exercise a fresh sandbox gets the file as an open descriptor (opened without
+following links): bubblewrap namespaces (no network, no other processes, an empty filesystem but
+for Python, the dataset and scratch folders that vanish), as uid 65534 (nobody, outside too when
+root grades), with limits on CPU, memory, file size and processes and a wall-clock timeout. There
+tools/exercise_checks/runner.py reads and parses the file, takes the exercise's cell (found by its
+cell metadata, else the last code cell defining the exercise's functions; a .py export is split at
+`# %%`, `#%%` or `# In[ ]:` lines; IPython magics are skipped), runs it after the handout's code
+(the stage's other exercises solved, so collaborators are real), and the exercise's probe
+(exercise_checks/probes.py) calls the student's functions on inputs chosen by the grader and prints
+plain data: values and gradients. The same probe runs in the same kind of sandbox against the
+reference solution (the stage script). This process reads each answer up to MAX_ANSWER bytes,
+parses it as JSON and compares it case by case with the reference answer; the points are the
+exercise's points times the share of cases that match. A missing, malformed, oversized or late
+answer scores 0 for that exercise with the reason; a submission that cannot be graded at all
+scores 0 with the reason, and the rest of the class is still graded.
 """
 import argparse
 import csv

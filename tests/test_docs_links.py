@@ -38,3 +38,16 @@ def test_readme_test_command_is_what_ci_runs():
     command = "pip install -r requirements-dev.txt && python -m pytest -q"
     assert command in (ROOT / "README.md").read_text(encoding="utf-8")
     assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+
+
+def test_readme_gives_the_first_command_within_30_lines_and_250_words():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    before = text[:text.index("python train0_bigram.py")]
+    assert before.count("\n") < 30
+    assert len(before.split()) < 250
+
+
+def test_readme_quotes_no_per_seed_range():
+    """Per-seed ranges and ablation tables live in benchmarks/experiments/README.md."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not re.search(r"per seed|min[-–]max|\(\d\.\d+[-–]\d\.\d+\)", text)

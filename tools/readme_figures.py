@@ -5,8 +5,6 @@ Each goes between a pair of marker lines, and nothing outside them is touched. I
 
     <!-- BEGIN generated: course table (tools/readme_figures.py) -->
     <!-- END generated: course table -->
-    <!-- BEGIN generated: reference comparison (tools/readme_figures.py) -->
-    <!-- END generated: reference comparison -->
     <!-- BEGIN generated: benchmarks (tools/readme_figures.py) -->
     <!-- END generated: benchmarks -->
     <!-- BEGIN generated: what you will see (tools/readme_figures.py) -->
@@ -14,7 +12,8 @@ Each goes between a pair of marker lines, and nothing outside them is touched. I
     <!-- BEGIN generated: what each concept buys (tools/readme_figures.py) -->
     <!-- END generated: what each concept buys -->
 
-and in benchmarks/README.md the same with `engine details`, `paired` and `profile`. The figures
+and in benchmarks/README.md the same with `reference comparison` (per-seed ranges stay out of
+the README), `engine details`, `paired` and `profile`. The figures
 come from benchmarks/results.json (`python tools/benchmark.py --full`), benchmarks/seeds.json
 (`python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10`), benchmarks/engine.json
 (`python tools/benchmark.py --engine-compare`), benchmarks/paired.json (`python
@@ -406,10 +405,10 @@ def rendered_files():
     blocks = {
         README: [(FIRST_RUN_MARKERS, render_first_run(results)),
                  (COURSE_MARKERS, render_course_table(results, diff_counts)),
-                 (REFERENCE_MARKERS, render_reference_table(results, seeds)),
                  (BENCH_MARKERS, render_benchmarks(engine)),
                  (NUMBERS_MARKERS, render_numbers())],
-        BENCH_README: [(DETAILS_MARKERS, render_engine_details(engine)),
+        BENCH_README: [(REFERENCE_MARKERS, render_reference_table(results, seeds)),
+                       (DETAILS_MARKERS, render_engine_details(engine)),
                        (PAIRED_MARKERS, render_paired(paired)),
                        (PROFILE_MARKERS, render_profile(profile))],
     }

@@ -795,7 +795,8 @@ def readme_text(root):
 def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
     """Run nb top to bottom in a fresh python3 kernel with `cwd` as working directory. overrides
     maps a setting (e.g. 'num_steps') to the text of a new value, written into the script's
-    settings cell as a learner would; try_steps replaces the try-it cell's TRY_STEPS (tests).
+    settings cell as a learner would; try_steps replaces the try-it cell's TRY_STEPS and the
+    steps of stage 3's attention demo (tests).
     Returns a new nb."""
     from nbclient import NotebookClient
     nb = copy.deepcopy(nb)
@@ -806,11 +807,13 @@ def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
         if not settings or not pattern.search(settings[0].source):
             raise BuildError(f'the settings cell has no "{variable} = ..." line')
         settings[0].source = pattern.sub(f'{variable} = {value}', settings[0].source, count=1)
-    if try_steps is not None:
+    if try_steps is not None:   # the try-it runs and stage 3's demo, shortened
         for cell in nb.cells:
             if cell.source.startswith('# notebook-only: try it: '):
                 cell.source = cell.source.replace(f"'--num_steps={TRY_STEPS}'",
                                                   f"'--num_steps={try_steps}'")
+            if cell.source.startswith('# notebook-only: attention at work'):
+                cell.source = cell.source.replace("'num_steps': 2000", f"'num_steps': {try_steps}")
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', record_timing=False,
                             coalesce_streams=True, resources={'metadata': {'path': str(cwd)}})
     client.execute()

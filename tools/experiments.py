@@ -93,7 +93,8 @@ ABLATIONS = [
 ]
 EXTRA_LONG_ABLATIONS = [a.name for a in ABLATIONS]   # at LONG too, after everything else
 # Stage 3, where context arrives: attention and position embeddings can stand in for each other,
-# so they are measured as a 2 x 2 factorial (with the stage itself), at SHORT and LONG.
+# so they are measured as a 2 x 2 factorial (with the stage itself), at SHORT and LONG; residual
+# connections and rmsnorm at SHORT.
 STAGE3_ABLATIONS = [
     Ablation("s3_no_context", "no attention beyond the current position and no position "
              "embeddings", [CURRENT_ONLY, NO_POSITION], [], 3),
@@ -109,6 +110,7 @@ STAGE3_ABLATIONS = [
 ]
 FULL_ABLATIONS = list(ABLATIONS)
 ABLATIONS += STAGE3_ABLATIONS
+FACTORIAL = ["s3_no_context", "s3_attention_current", "s3_no_position"]   # at LONG too
 # The attention demo: stage 3 on data/repeats.txt (three random letters written twice), where
 # the second half can only be predicted by looking back; the stage, and attention restricted to
 # the current position. PROBE, appended to the script, prints attention weights on the val set.
@@ -135,8 +137,9 @@ def data_split():
 def plan(num_train=None):
     """Every job, in the order they run: (1) the ladder at SHORT, (2) the ablations at SHORT,
     (3) the ladder at LONG, (4) the ablations at ABLATION_LONG (with the full model first if
-    that is not LONG), (5) EXTRA_LONG_ABLATIONS at LONG, (6) the attention demo, (7) stage 3's
-    ablations at SHORT, then at LONG. Stage 2 computes what stage 1
+    that is not LONG), (5) EXTRA_LONG_ABLATIONS at LONG, (6) stage 3's factorial of attention x
+    position embeddings at LONG (the longest runs first), (7) the attention demo, (8) stage 3's
+    ablations at SHORT. Stage 2 computes what stage 1
     computes (tests/test_math.py, to 1e-9), so it is not run at LONG. Stage 0 also runs one
     full epoch (num_train steps)."""
     if num_train is None:
@@ -160,11 +163,12 @@ def plan(num_train=None):
         jobs += ablation(a.name, ABLATION_LONG)
     for name in EXTRA_LONG_ABLATIONS:
         jobs += ablation(name, LONG)
+    for name in FACTORIAL:
+        jobs += ablation(name, LONG)
     for demo in DEMOS:
         jobs += ablation(demo.name, DEMO_STEPS, "demo")
-    for steps in (SHORT, LONG):
-        for a in STAGE3_ABLATIONS:
-            jobs += ablation(a.name, steps)
+    for a in STAGE3_ABLATIONS:
+        jobs += ablation(a.name, SHORT)
     return jobs
 
 

@@ -675,8 +675,8 @@ def factorial_lines(runs):
              "positions still averages over the earlier letters; positions without attention "
              "still tell the model how far into the name it is), so they are measured together: "
              "the four combinations, each with seeds " + ", ".join(map(str, SEEDS)) + ". Val loss "
-             "mean ± std (min–max); the last row of each budget is the stage 2 model for "
-             "comparison.", "", "| steps | model | val loss | difference to stage 3, mean "
+             "mean ± std (min–max); the last row of each budget is the MLP of stages 1 and 2 "
+             "for comparison.", "", "| steps | model | val loss | difference to stage 3, mean "
              "(per-seed min to max) |", "|---:|---|---:|---:|"]
     for steps in (SHORT, LONG):
         for name, group, title in cells:
@@ -689,7 +689,7 @@ def factorial_lines(runs):
         two = val_by_seed(runs, "ladder", "stage2", steps) or val_by_seed(runs, "ladder",
                                                                           "stage1", steps)
         val = fmt_stats(stats(list(two.values()))) if two else "not measured"
-        lines.append(f"| {steps:,} | stage 2 (the MLP on the current letter) | {val} | - |")
+        lines.append(f"| {steps:,} | stages 1 and 2 (the MLP on the current letter) | {val} | - |")
     return lines
 
 
@@ -700,7 +700,7 @@ def demo_lines(runs):
     lines = ["", "## The attention demo: strings written twice", "",
              f"Stage 3 trained on [data/repeats.txt](../../data/repeats.txt) "
              f"(`tools/build_repeats.py`: three random letters written twice, `qxdqxd`) for "
-             f"{DEMO_STEPS:,} steps with {' '.join(DEMO_SETTINGS)}, and the same with attention "
+             f"{DEMO_STEPS:,} steps with `{' '.join(DEMO_SETTINGS)}`, and the same with attention "
              "restricted to the current position. The second half of a string is a copy of the "
              "first, so only a model that looks back can predict it. 'Largest weight' is the "
              "largest attention weight of a query that must look back (the positions predicting "

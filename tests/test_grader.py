@@ -186,6 +186,18 @@ def test_magics_cell_markers_and_missing_helpers(tmp_path):
     vscode = "".join(("#%%\n" if k % 2 else "# %% cell\n") + c["source"] + "\n"
                      for k, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
     assert "import matplotlib" in vscode
+    # what jupyter nbconvert --to script writes: # In[n]: markers, magics as get_ipython() calls
+    # (a cell magic holds its whole cell as a string), and a jupytext-tagged cell with a magic
+    cells = []
+    for k, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        src = cell["source"]
+        if "3.2" in cell["metadata"]["microgpt"].get("exercises", []):
+            src = f"get_ipython().run_cell_magic('time', '', {src!r})"
+        if "3.3" in cell["metadata"]["microgpt"].get("exercises", []):
+            cells.append("# %% exercise 3.3\nget_ipython().run_line_magic('time', '')\n" + src)
+            continue
+        cells.append(f"# In[{k}]:\n\n\nget_ipython().system('pip install x')\n{src}\n")
+    nbconvert = "\n\n".join(cells)
     nb = json.loads(grade.make_submission(3, "correct"))
     cell = exercise_cell(nb, "3.2")
     cell["source"] = cell["source"].replace("/ head_dim ** 0.5", "/ root_of(head_dim)")
@@ -194,8 +206,8 @@ def test_magics_cell_markers_and_missing_helpers(tmp_path):
         "source": "from math import sqrt as root_of\n"})
     helper = exercises.dumps(nb)
     results = grade_files(tmp_path, 3, {"magics.ipynb": magics, "vscode.py": vscode,
-                                        "helper.ipynb": helper})
-    for student in ["magics", "vscode"]:
+                                        "nbconvert.py": nbconvert, "helper.ipynb": helper})
+    for student in ["magics", "vscode", "nbconvert"]:
         assert results[student] == {ex_id: (10.0, "all checks passed") for ex_id in IDS[3]}
     points, reason = results["helper"]["3.2"]
     assert points == 0.0

@@ -96,9 +96,10 @@ def read_cells():
 
 def parsed(src):
     """(source, module); IPython magics and shell lines become `pass` if the cell does not parse
-    as it is (so line numbers stay the student's own)."""
+    as it is (so line numbers stay the student's own), and a cell magic as a .py export writes it,
+    get_ipython().run_cell_magic('time', '', 'the cell'), becomes the cell."""
     try:
-        return src, ast.parse(src)
+        tree = ast.parse(src)
     except SyntaxError as e:
         without = MAGIC.sub('pass', src)
         if without == src:
@@ -107,6 +108,18 @@ def parsed(src):
             return without, ast.parse(without)
         except SyntaxError:
             raise e from None
+    for node in tree.body:
+        call = getattr(node, 'value', None)
+        if getattr(getattr(call, 'func', None), 'attr', '') == 'run_cell_magic' and \
+                len(call.args) == 3 and isinstance(getattr(call.args[2], 'value', None), str):
+            return parsed(call.args[2].value)
+    return src, tree
+
+
+class NoIPython:
+    """What get_ipython() gives a .py export's line magics and shell lines here: nothing to do."""
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 def keep_definitions(src, tree):
@@ -160,7 +173,8 @@ def answer():
         del cells
     sys.stdout = sys.stderr = open(os.devnull, 'w')   # what the code prints is not kept
     sys.argv = ['stage.py']
-    ns = {'__name__': '__main__', '__file__': os.path.join(os.getcwd(), 'stage.py')}
+    ns = {'__name__': '__main__', '__file__': os.path.join(os.getcwd(), 'stage.py'),
+          'get_ipython': NoIPython}
     for label, src in job['context']:
         for stmt in ast.parse(src).body:
             try:   # statements that need an unfinished exercise fail; the rest still defines

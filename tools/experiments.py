@@ -476,7 +476,7 @@ def quotes(results=None):
             out[base + ".spread"] = f"± {fig[base + '.std']:.3f} over {seeds_text(fig[base + '.n'])}"
         elif key.startswith("ablation.") and key.endswith(".diff"):
             out[base + ".val"] = f"{fig[base + '.mean']:.3f} nats"
-            out[base] = (f"{fig[key]:+.3f} nats, "
+            out[base] = (f"{round(fig[key], 3) + 0.0:+.3f} nats, "   # + 0.0: no '-0.000'
                          f"{every_seed(fig[base + '.diff_min'], fig[base + '.diff_max'])}")
         elif key.startswith("samples.") and key.endswith(".in_train"):
             base = key[:-len(".in_train")]

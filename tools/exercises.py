@@ -616,6 +616,8 @@ def build_handout(stage, mode='stub', root=ROOT, solved=()):
         if cell['cell_type'] == 'markdown' and cell_text(cell).startswith(TRY_IT):
             break
         setup = cell_text(cell).startswith('# notebook-only: setup')
+        if meta.get('source') != 'script' and 'open(__file__' in cell_text(cell):
+            continue   # a cell that reads the stage script, which holds the solutions
         if meta.get('source') != 'script':
             new = copy.deepcopy(cell)
             new['source'] = handout_setup(cell_text(cell)) if setup else cell_text(cell)

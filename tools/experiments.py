@@ -382,7 +382,7 @@ def comparison(runs, name, steps):
         ablated = val_by_seed(runs, "ablation", name, steps)
         full = val_by_seed(runs, "ladder", f"stage{ABLATION_BY_NAME[name].stage}", steps)
     paired = sorted(set(ablated) & set(full))
-    if not paired:
+    if not paired or len(paired) < len(full):   # a difference pairs every seed of the stage
         return None
     a = stats(list(ablated.values()))
     f = stats(list(full.values()))
@@ -440,7 +440,7 @@ def figures(results=None):
         out["demo.length"] = length
         for demo_run in DEMOS:
             values = val_by_seed(runs, "demo", demo_run.name, DEMO_STEPS)
-            if values:
+            if set(values) == set(SEEDS):
                 out[f"demo.val.{demo_run.name}"] = stats(list(values.values())).mean
     return out
 

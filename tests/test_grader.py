@@ -206,8 +206,10 @@ def test_magics_cell_markers_and_missing_helpers(tmp_path):
         "source": "from math import sqrt as root_of\n"})
     helper = exercises.dumps(nb)
     results = grade_files(tmp_path, 3, {"magics.ipynb": magics, "vscode.py": vscode,
-                                        "nbconvert.py": nbconvert, "helper.ipynb": helper})
-    for student in ["magics", "vscode", "nbconvert"]:
+                                        "nbconvert.py": nbconvert, "helper.ipynb": helper,
+                                        "bom_nb.ipynb": "\ufeff" + magics,   # a byte-order mark
+                                        "bom_py.py": "\ufeff" + vscode})
+    for student in ["magics", "vscode", "nbconvert", "bom_nb", "bom_py"]:
         assert results[student] == {ex_id: (10.0, "all checks passed") for ex_id in IDS[3]}
     points, reason = results["helper"]["3.2"]
     assert points == 0.0

@@ -74,7 +74,7 @@ def read_cells():
         size += len(chunk)
         if size > job['max_bytes']:
             raise ValueError(f'larger than {job["max_bytes"] >> 20} MB')
-    text = b''.join(chunks).decode('utf-8', 'replace')
+    text = b''.join(chunks).decode('utf-8-sig', 'replace')   # -sig: an editor's byte-order mark
     if job['kind'] == 'py':
         parts = CELL_MARK.split(text)   # text, marker, text, marker, text ...
         return [(parts[0], None)] + [(parts[k + 1], re.findall(r'exercise\s+(\d+\.\d+)',

@@ -6,6 +6,7 @@ cells of notebooks/prose/epilogue.md, which the notebook and the tool run too.
 Run: python -m pytest -q tests/test_epilogue.py  (skipped when torch is not installed)
 """
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,16 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_at_a_small_budget(monkeyp
     printed = "".join(o.get("text", "") for cell in ran.cells for o in cell.get("outputs", []))
     assert "largest difference over 3 steps" in printed
     assert "samples at temperature 0.5" in printed
+
+
+def test_moving_the_repository_keeps_the_epilogue_fresh_and_moves_its_links(tmp_path):
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT, root, ignore=shutil.ignore_patterns(".git", "__pycache__",
+                                                              ".pytest_cache"))
+    moved = subprocess.run([sys.executable, "tools/repo.py", "--set", "alice/course"], cwd=root,
+                           capture_output=True, text=True)
+    assert moved.returncode == 0, moved.stderr
+    assert "alice/course" in (root / epilogue.NOTEBOOK).read_text(encoding="utf-8")
+    check = subprocess.run([sys.executable, "tools/epilogue.py", "--check"], cwd=root,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

@@ -24,9 +24,8 @@ def hidden_doc_loss(ns):
     for block_size in [16, 2]:   # at most block_size predictions
         n = min(block_size, len(tokens) - 1)
         want = -sum(math.log(table[a][b]) for a, b in zip(tokens[:n], tokens[1:n + 1])) / n
-        with patched(ns, bigram=lambda token_id: list(table[token_id]), block_size=block_size,
-                     vocab_size=4):
-            got = ns['doc_loss'](tokens)
+        with patched(ns, counts=counts, block_size=block_size, vocab_size=4):
+            got = ns['doc_loss'](tokens)   # bigram() normalizes the counts
         expect_close(f'doc_loss with block_size = {block_size}', got, want, tol=1e-9)
 
 
@@ -37,11 +36,15 @@ def hidden_sample_next(ns):
         with patched(ns, vocab_size=4):
             draws = [ns['sample_next']([0.25, 0.0, 0.125, 0.625]) for _ in range(8000)]
             three = {ns['sample_next']([0.0, 1.0, 0.0, 0.0]) for _ in range(30)}
+        with patched(ns, vocab_size=2):   # a rare token: probs ** 0.9 would give it 0.0037
+            rare = [ns['sample_next']([0.002, 0.998]) for _ in range(100000)].count(0) / 1e5
     finally:
         random.setstate(state)
     freq = [draws.count(t) / len(draws) for t in range(4)]
     expect(is_close(freq, [0.25, 0.0, 0.125, 0.625], 0.03), f'frequencies {show(freq)}')
     expect(three == {1}, f'sample_next([0, 1, 0, 0]) gave {sorted(three)}')
+    expect(abs(rare - 0.002) < 0.0007, f'sample_next([0.002, 0.998]) drew token 0 with '
+                                       f'frequency {rare:.4f} in 100000 draws, not 0.002')
 
 
 def hidden_softmax_ce_grad(ns):

@@ -355,6 +355,7 @@ def quotes_of(m):
         'timing.batched_ms_per_step': f'{batched_ms:.2f}',
         'timing.batched_ms_per_name': f'{per_name:.3f}',
         'timing.batch_size': str(t['batch_size']),
+        'timing.batched_over_one': f'{batched_ms / tensor_ms:.1f}',
         'timing.speedup_one_name': f'{scalar_ms / tensor_ms:.0f}',
         'timing.speedup_per_name': f'{scalar_ms / per_name:,.0f}',
         'timing.nodes_per_step': f"{t['nodes_per_step']:,.0f}",

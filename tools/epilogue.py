@@ -8,7 +8,7 @@ tests/test_epilogue.py all run (the tensor GPT, training, sampling, byte-pair en
 piece of code serves each job. Prose quotes figures, never types them: {{exp:KEY}} is a figure of
 tools/experiments.py (as in tools/make_notebooks.py) and {{epi:KEY}} one of
 benchmarks/epilogue.json, which --measure writes by running the shared cells at the notebook's
-settings (about 5 minutes on 2 cores), with the SHA-256 of the code it ran.
+settings (3-4 minutes on 2 busy cores), with the SHA-256 of the code it ran.
 
   python tools/epilogue.py             build; keeps the outputs if the sources did not change
   python tools/epilogue.py --measure   measure, write benchmarks/epilogue.json, then build

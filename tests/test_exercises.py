@@ -265,3 +265,18 @@ def test_a_check_says_when_the_stand_in_for_another_exercise_is_not_called():
                           replace=("3.3", *mutants.RIGHT["3.3"][0]))
     assert out["3.3"].startswith("FAIL transformer_block: transformer_block should call rmsnorm() "
                                  "twice and attention() once (this check swaps them for stand-ins")
+
+
+@pytest.mark.parametrize("variant", [None, 1, 2])
+def test_the_hidden_sampling_check_tells_a_skewed_sampler_from_a_right_one(variant, monkeypatch):
+    """nbgrader's hidden check of 0.3 on the solution, on probs ** 0.9 and on a rounded draw."""
+    monkeypatch.setattr(sys, "argv", ["handout"])
+    ns = {"__name__": "__main__"}
+    replace = None if variant is None else ("0.3", *mutants.WRONG["0.3"][variant])
+    run_cells(exercises.build_handout(0, "solution"), 0, replace, ns, {})
+    exec((exercises.CHECKS_DIR / "hidden.py").read_text(), ns)
+    if variant is None:
+        ns["hidden_sample_next"](ns)
+    else:
+        with pytest.raises(ns["CheckFailed"]):
+            ns["hidden_sample_next"](ns)

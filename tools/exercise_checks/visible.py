@@ -66,11 +66,10 @@ def check_count_pair(ns):
 
 
 def check_doc_loss(ns):
-    table = [[1 / 8, 2 / 8, 5 / 8], [3 / 8, 1 / 8, 4 / 8], [2 / 6, 2 / 6, 2 / 6]]
+    counts = [[1, 2, 5], [3, 1, 4], [2, 2, 2]]   # bigram() divides each row by its sum
     tokens = [2, 0, 1, 2]   # 3 predictions: 2 -> 0, 0 -> 1, 1 -> 2
     # the probabilities of the 3 next tokens are 2/6, 2/8 and 4/8; their product is 1/24
-    with patched(ns, bigram=lambda token_id: list(table[token_id]), block_size=16,
-                 vocab_size=3):
+    with patched(ns, counts=counts, block_size=16, vocab_size=3):
         got = ns['doc_loss'](tokens)
     expect_close('doc_loss([2, 0, 1, 2])', got, math.log(24) / 3,
                  want_text='-log(2/6 * 2/8 * 4/8) / 3 = log(24) / 3 = 1.05936 (the mean over '

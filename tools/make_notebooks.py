@@ -762,7 +762,11 @@ def readme_text(root):
         _, _, _, teaches = read_prose(i, root)
         badge = f'[![Open In Colab]({repo.COLAB_BADGE})]({colab_link(i)})'
         lines.append(f'| {i} | [{notebook_name(i)}]({notebook_name(i)}) {badge} | {teaches} |')
+    epilogue = repo.colab_url(f'{NOTEBOOK_DIR}/epilogue.ipynb')
     lines += [
+        f'| after 5 | [epilogue.ipynb](epilogue.ipynb) [![Open In Colab]({repo.COLAB_BADGE})]'
+        f'({epilogue}) | the same GPT in PyTorch tensors, what tensors buy, and how production '
+        'LLMs differ (built by `tools/epilogue.py`) |',
         '',
         'Beside every notebook: the [glossary](GLOSSARY.md), each name and idea of the course',
         'in one or two sentences with the stage that introduces it, and [the model',

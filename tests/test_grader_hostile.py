@@ -3,7 +3,7 @@ grader's own process, to the folder as the grader reads it, and to the reports.
 
 - A class of honest students beside hostile submissions of the size limit (a notebook whose
   exercise cells hold megabytes of statements to parse, a .py export of blank lines, one of cell
-  markers) is graded in under 2 minutes with the grader's peak memory under 1 GB, exit code 0,
+  markers, a notebook of 200,000 cells) is graded in under 2 minutes with the grader's peak memory under 1 GB, exit code 0,
   every report written and the honest students at full marks; as the tests' own user, and (as
   root) with the whole grader run by uid 65534, the path an ordinary user's grading takes.
 - Only regular files are graded: links are listed, not followed, and a link or file named like
@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,26 +46,31 @@ print(code, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF
 
 
 def hostile_files():
-    """{name: text}: three submissions of the size limit, each aimed at the grader's process."""
+    """{name: text}: submissions (up to the size limit) aimed at the grader's process."""
     nb = exercises.build_handout(3, "stub")
     cells = [c for c in nb["cells"] if c["metadata"]["microgpt"].get("source") == "exercise"]
     room = grade.MAX_SUBMISSION - len(exercises.dumps(nb).encode()) - 1000
     for cell in cells:   # each exercise's def, then ~7 MB of statements: ~7 GB to parse
         cell["source"] += "a = 1\n" * (room // (7 * len(cells)))
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "source": "def rmsnorm(x): 0\n"}
     return {"parse_bomb.ipynb": exercises.dumps(nb),
+            "many_cells.ipynb": json.dumps({"cells": [cell] * 200000}),   # 200,000 to parse
             "blank_lines.py": "\n" * (grade.MAX_SUBMISSION - 1),   # quadratic to read before
             "cell_markers.py": "# %% exercise 3.1\n" * (grade.MAX_SUBMISSION // 18)}
 
 
+@pytest.fixture
 def public_folder():
-    """A fresh folder that uid 65534 can read and write (pytest's tmp_path is root's own)."""
+    """A fresh folder that uid 65534 can read and write (pytest's tmp_path is root's own),
+    removed afterwards (it holds 60 MB)."""
     folder = Path(tempfile.mkdtemp(prefix="grade-hostile-"))
     folder.chmod(0o777)
-    return folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("user", ["own_user", "unprivileged_user"])
-def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user):
+def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user, public_folder):
     require_sandbox()
     prefix = []
     python = sys.executable
@@ -74,7 +80,7 @@ def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user):
             pytest.skip("needs root, setpriv and a Python 3.11+ with nbformat that uid 65534 "
                         "can run (not root: the tests' own user is the unprivileged path)")
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    folder = public_folder()
+    folder = public_folder
     for name in HONEST:
         (folder / f"{name}.ipynb").write_text(grade.make_submission(3, "correct"))
     (folder / "frank.py").write_text(grade.make_submission(3, "py"))
@@ -92,8 +98,14 @@ def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user):
     with open(folder / "grades" / "grades.csv") as f:
         totals = {row["student"]: float(row["total"]) for row in csv.DictReader(f)}
     assert totals == {**{name: 30.0 for name in HONEST + ["frank"]},
-                      "parse_bomb": 0.0, "blank_lines": 0.0, "cell_markers": 0.0}
+                      "parse_bomb": 0.0, "blank_lines": 0.0, "cell_markers": 0.0,
+                      "many_cells": 0.0}
     assert all((folder / "grades" / name).exists() for name in grade.REPORTS)
+    feedback = (folder / "grades" / "feedback.csv").read_text()
+    assert "cell_markers,3.1,0.0,10,cannot read the submission: ValueError: 10000 cells or more" \
+        in feedback
+    assert "many_cells,3.1,0.0,10,cannot read the submission: ValueError: more than 10000 cells" \
+        in feedback
 
 
 def grade_quietly(folder, out=None):

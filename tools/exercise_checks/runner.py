@@ -34,6 +34,7 @@ resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 # a cell marker of a .py export: Jupyter's `# In[ ]:`, jupytext / VS Code / Spyder `# %%`, `#%%`
 CELL_MARK = re.compile(r'^#[ \t]*(?:%%|In\[[ 0-9]*\]:|<codecell>)(.*)$', re.M)
 MAGIC = re.compile(r'^[%!].*$', re.M)   # an IPython magic or shell line, never Python
+MAX_CELLS = 10000   # a handout has about 100 cells
 NOT_RUN = ('; the grader runs only this exercise\'s cell, after the handout\'s own code: put the '
            'helpers and imports it needs in this cell')
 
@@ -76,12 +77,17 @@ def read_cells():
             raise ValueError(f'larger than {job["max_bytes"] >> 20} MB')
     text = b''.join(chunks).decode('utf-8-sig', 'replace')   # -sig: an editor's byte-order mark
     if job['kind'] == 'py':
-        parts = CELL_MARK.split(text)   # text, marker, text, marker, text ...
+        parts = CELL_MARK.split(text, MAX_CELLS)   # text, marker, text, marker, text ...
+        if len(parts) > 2 * MAX_CELLS:
+            raise ValueError(f'{MAX_CELLS} cells or more')
         return [(parts[0], None)] + [(parts[k + 1], re.findall(r'exercise\s+(\d+\.\d+)',
                                                               parts[k]) or None)
                                      for k in range(1, len(parts), 2)]
     cells = []
-    for cell in json.loads(text).get('cells', []):
+    nb_cells = json.loads(text).get('cells', [])
+    if len(nb_cells) > MAX_CELLS:
+        raise ValueError(f'more than {MAX_CELLS} cells')
+    for cell in nb_cells:
         if cell.get('cell_type') != 'code':
             continue
         src = cell.get('source', '')

@@ -94,7 +94,9 @@ def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user, publ
     code, seconds, peak_kb = proc.stdout.split()[-3:]
     assert code == "0"
     assert float(seconds) < 120
-    assert int(peak_kb) < 1 << 20   # the grader's own peak resident memory, under 1 GB
+    # the grader's own peak resident memory, under 1 GB (an upper bound: Linux carries the high
+    # water mark of the forking test process across exec; /usr/bin/time measures 67 MB)
+    assert int(peak_kb) < 1 << 20
     with open(folder / "grades" / "grades.csv") as f:
         totals = {row["student"]: float(row["total"]) for row in csv.DictReader(f)}
     assert totals == {**{name: 30.0 for name in HONEST + ["frank"]},

@@ -129,11 +129,16 @@ def load_stage(stage, root, settings):
     scope = {"__name__": "__benchmark__", "__file__": str(path)}
     saved_argv = sys.argv
     sys.argv = [str(path), *args]
+    # a script skips its command line where ipykernel is loaded (a notebook): hide it, so that
+    # the settings apply in a process that imported it for something else (a test run)
+    ipykernel = sys.modules.pop("ipykernel", None)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(setup, str(path), "exec"), scope)
     finally:
         sys.argv = saved_argv
+        if ipykernel is not None:
+            sys.modules["ipykernel"] = ipykernel
     # the training section starts where setup ends: pad so tracebacks show the script's lines
     padded_training = "\n" * setup.count("\n") + training
     return scope, compile(padded_training, str(path), "exec")

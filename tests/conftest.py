@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 import stages  # noqa: E402
 
 NUM_STAGES = len(stages.STAGE_FILES)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
 import make_diffs  # noqa: E402
 import stages  # noqa: E402
 

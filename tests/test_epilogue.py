@@ -16,7 +16,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 import epilogue  # noqa: E402
 
 EQUAL_STEPS = 25

@@ -10,14 +10,12 @@ Run: python -m pytest -q tests/test_figures.py
 import contextlib
 import io
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import small_args
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
 import benchmark  # noqa: E402
 import readme_figures  # noqa: E402
 import repo  # noqa: E402

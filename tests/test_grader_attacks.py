@@ -19,7 +19,6 @@ import pytest
 from conftest import require_sandbox
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
 import exercises  # noqa: E402
 import grade  # noqa: E402
 import stages  # noqa: E402

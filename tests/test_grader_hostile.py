@@ -30,7 +30,6 @@ from conftest import require_sandbox
 from test_grader_attacks import nobody_python
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
 import exercises  # noqa: E402
 import grade  # noqa: E402
 import stages  # noqa: E402

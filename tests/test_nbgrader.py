@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 TOOLS = Path(__file__).resolve().parent.parent / 'tools'
-sys.path.insert(0, str(TOOLS))
 import exercises  # noqa: E402
 import nbgrader_course  # noqa: E402
 import stages  # noqa: E402

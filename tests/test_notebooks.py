@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'tools'))
 import make_notebooks  # noqa: E402
 import repo  # noqa: E402
 import stages  # noqa: E402

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'tools'))
 import repo  # noqa: E402
 
 NEW = 'alice-example/my-gpt.course'

@@ -249,3 +249,15 @@ def test_every_notebook_runs_top_to_bottom_and_prints_what_its_script_prints(mon
                   if o.get('output_type') == 'error']
         assert errors == [], f'stage {i}'
         assert without_timings(printed_by_script_cells(ran)) == without_timings(script.stdout)
+
+
+def test_stage3_demo_cell_trains_with_the_settings_of_the_committed_demo_runs():
+    """The notebook's live demo is the experiments' seed-1 run: same steps, same settings."""
+    import experiments
+    prose = (ROOT / 'notebooks' / 'prose' / 'train3_single_head.md').read_text(encoding='utf-8')
+    demo = re.search(r"^DEMO = (\{.*?\})", prose, re.M | re.S).group(1)
+    assert f"'num_steps': {experiments.DEMO_STEPS}" in demo
+    for setting in experiments.DEMO_SETTINGS:
+        name, value = setting.removeprefix('--').split('=')
+        assert f"'{name}': {value}" in demo
+    assert "'seed': 1," in demo and "'repeats.txt'" in demo

@@ -263,10 +263,12 @@ def run_job(job, train_names, data_names):
     else:
         try:
             run.update(parse_output(out))
-            probe = re.search(r"^attention: (.*)$", out, re.MULTILINE)
             if job.group == "demo":
+                probe = re.search(r"^attention: (.*)$", out, re.MULTILINE)
+                if not probe:
+                    raise ValueError("no 'attention: ...' line from tools/attention_probe.py")
                 run["attention"] = json.loads(probe.group(1))
-        except (ValueError, AttributeError) as e:
+        except ValueError as e:
             run["error"] = str(e)
             run["val_loss"] = run["train_loss_last50"] = None
             run["samples"] = []

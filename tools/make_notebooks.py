@@ -61,7 +61,7 @@ FIGURE = re.compile(r'\{\{exp:([^{}]+)\}\}')   # {{exp:KEY}}: a figure of tools/
 BUDGETS = ('SHORT', 'LONG', 'ABLATION_LONG')
 TRY_IT_HEADING = 'try it'   # the pseudo-section of a prose file that introduces the try-it cell
 DEFAULT_STEPS = 1000   # every stage's default num_steps
-DEMO_DATA = {3: ['data/repeats.txt']}   # data a stage's notebook trains on besides the names
+DEMO_FILES = {3: ['data/repeats.txt', 'tools/attention_probe.py']}   # stage 3's attention demo
 COMPUTED = "f'"   # a try-it edit whose new text starts so is an f-string the cell computes
 TRY_STEPS = 300   # training steps of each run in a try-it cell (about 30 s for stages 3-5)
 MEASURED_BOX = (   # said once in every notebook, so that the prose can quote plain figures
@@ -312,7 +312,7 @@ def setup_source(i):
         f"GITHUB_REPO = '{repo.GITHUB_REPO}'   # from tools/repo.py: a fork edits it there",
         f"RAW_URL = f'https://raw.githubusercontent.com/{{GITHUB_REPO}}/{repo.GITHUB_BRANCH}/'",
         f"SCRIPT = '{script}'",
-        f"NEEDED = {['data/names.txt', *DEMO_DATA.get(i, []), *try_it_scripts(i)]!r}",
+        f"NEEDED = {['data/names.txt', *DEMO_FILES.get(i, []), *try_it_scripts(i)]!r}",
         '',
         '',
         'def find_repo_root():',
@@ -817,7 +817,9 @@ def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
                 cell.source = cell.source.replace(f"'--num_steps={TRY_STEPS}'",
                                                   f"'--num_steps={try_steps}'")
             if cell.source.startswith('# notebook-only: attention at work'):
-                cell.source = cell.source.replace("'num_steps': 2000", f"'num_steps': {try_steps}")
+                demo_steps = import_experiments().DEMO_STEPS
+                cell.source = cell.source.replace(f"'num_steps': {demo_steps}",
+                                                  f"'num_steps': {try_steps}")
     client = NotebookClient(nb, timeout=timeout, kernel_name='python3', record_timing=False,
                             coalesce_streams=True, resources={'metadata': {'path': str(cwd)}})
     client.execute()

@@ -59,7 +59,7 @@ def test_set_moves_every_link_and_keeps_the_generated_files_fresh(tmp_path):
     for path, text in after.items():   # the stored outputs are kept, not re-executed
         if path.suffix == '.ipynb':
             assert outputs(text) == outputs(before[path]), path
-    assert f"GITHUB_REPO = '{NEW}'" in (root / 'tools' / 'repo.py').read_text(encoding='utf-8')
+    assert f'GITHUB_REPO = "{NEW}"' in (root / 'tools' / 'stages.py').read_text(encoding='utf-8')
     assert checks(root) == fresh   # nothing went stale, and no notebook was executed
 
 
@@ -88,7 +88,8 @@ def test_from_git_reads_owner_and_name_from_the_origin_remote(tmp_path):
 def test_a_remote_that_is_not_github_is_a_one_line_error(tmp_path):
     root = tmp_path / 'repo'
     (root / 'tools').mkdir(parents=True)
-    shutil.copy(ROOT / 'tools' / 'repo.py', root / 'tools' / 'repo.py')
+    for tool in ('repo.py', 'stages.py'):
+        shutil.copy(ROOT / 'tools' / tool, root / 'tools' / tool)
     subprocess.run(['git', 'init', '-q'], cwd=root, check=True)
     subprocess.run(['git', 'remote', 'add', 'origin', 'https://gitlab.com/bob/course.git'],
                    cwd=root, check=True)

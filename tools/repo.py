@@ -18,34 +18,38 @@ import subprocess
 import sys
 from pathlib import Path
 
-GITHUB_REPO = 'microgpt-course/microgpt-course'   # 'owner/name' on github.com
-GITHUB_BRANCH = 'main'
-COLAB_BADGE = 'https://colab.research.google.com/assets/colab-badge.svg'
-PLACEHOLDER = 'OWNER/NAME'   # what the notebooks' source hash sees instead of GITHUB_REPO
+import stages
+from stages import COLAB_BADGE, GITHUB_BRANCH, GITHUB_REPO, PLACEHOLDER, colab_url  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ['**/*.md', '**/*.ipynb']   # every page and notebook, outside hidden folders
 # what comes right before an owner/name: the URL forms the tools write, and the setup cell's
 # `GITHUB_REPO = '...'` line in every notebook
 PREFIXES = r"(https://github\.com/|https://colab\.research\.google\.com/github/|" \
-           r"https://raw\.githubusercontent\.com/|GITHUB_REPO = ')"
+           r"https://raw\.githubusercontent\.com/|GITHUB_REPO = '|GITHUB_REPO = \")"
 NAME = r'[A-Za-z0-9-]+/[A-Za-z0-9._-]+'
 VALID = re.compile(rf'^{NAME}$')
 
 
-def colab_url(path):
-    """Open-in-Colab URL of the notebook at `path`, relative to the repository root."""
-    return f'https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/{path}'
+def site_form(name):
+    """owner/name as the in-browser site's address spells it: owner.github.io/name."""
+    owner, repo_name = name.split('/')
+    return f'https://{owner.lower()}.github.io/{repo_name}/'
 
 
 def replace_repo(text, old, new):
     """`text` with owner/name `old` replaced by `new` wherever a link or the setup cell names it."""
-    return re.sub(PREFIXES + re.escape(old) + r"(?=[/'])", lambda m: m.group(1) + new, text)
+    text = re.sub(PREFIXES + re.escape(old) + r"(?=[/'\"])", lambda m: m.group(1) + new, text)
+    return text.replace(site_form(old), site_form(new))
 
 
 def named_repos(text):
     """Every owner/name that a link or setup line in `text` names (badge images excepted)."""
     pattern = PREFIXES + rf"({NAME})(?=/blob/|/{GITHUB_BRANCH}/|')"
-    return {match.group(2) for match in re.finditer(pattern, text)}
+    names = {match.group(2) for match in re.finditer(pattern, text)}
+    site = r'https://([A-Za-z0-9-]+)\.github\.io/([A-Za-z0-9._-]+)/'
+    names |= {f'{m.group(1)}/{m.group(2)}' for m in re.finditer(site, text)}
+    return names
 
 
 def published_files(root=ROOT):
@@ -73,9 +77,9 @@ def set_repo(new, root=ROOT):
     if not VALID.match(new):
         raise ValueError(f'not an owner/name: {new!r}')
     changed = []
-    this = Path(root) / 'tools' / 'repo.py'
+    this = Path(root) / 'tools' / 'stages.py'
     text = this.read_text(encoding='utf-8')
-    old = re.search(r"^GITHUB_REPO = '([^']*)'", text, re.M).group(1)
+    old = re.search(r'^GITHUB_REPO = "([^"]*)"', text, re.M).group(1)
     for path in [this] + published_files(root):
         before = path.read_text(encoding='utf-8')
         after = replace_repo(before, old, new)

@@ -1,14 +1,16 @@
-"""Shared helpers for the course tools and tests: where the six stage scripts live and how to
-split one into its sections.
+"""What the course tools truly share: where the six stage scripts live and how to split one into
+its sections; where the course is published (its GitHub repository and links); the one error
+type; the write-or-check helper every generator uses; and the markers of generated blocks.
 
 A stage script is a docstring, imports, then sections, each introduced by a header line
 `# === name ===`. Everything before the first header is the section named 'preamble'.
-Standard library only. From a script in tools/ use `import stages`; tests put tools/ on
-sys.path first. Every function takes an optional `root` (default: this repository).
+Standard library only; it imports no other tool. Generators `import stages` (pytest's config puts
+tools/ on the path). Functions that read the repository take an optional `root`.
 """
 import ast
 import difflib
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # repository root
@@ -29,6 +31,78 @@ CONCEPTS = {  # the one concept each stage adds, for tables and page titles
     5: "Adam optimizer",
 }
 HEADER = re.compile(r"^# === (.+) ===$")
+
+# Where the course is published. `python tools/repo.py --set owner/name` rewrites this line and
+# every link in the published files; nothing else names the repository.
+GITHUB_REPO = "microgpt-course/microgpt-course"
+GITHUB_BRANCH = "main"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+PLACEHOLDER = "OWNER/NAME"  # what the notebooks' source hash sees instead of GITHUB_REPO
+
+
+def colab_url(path):
+    """Open-in-Colab URL of the notebook at `path`, relative to the repository root."""
+    return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/{path}"
+
+
+def github_url(path):
+    """URL of `path` (relative to the repository root) on GitHub."""
+    return f"https://github.com/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/{path}"
+
+
+def site_url(page=""):
+    """URL of `page` on the course's in-browser site (GitHub Pages of GITHUB_REPO)."""
+    owner, name = GITHUB_REPO.split("/")
+    return f"https://{owner.lower()}.github.io/{name}/{page}"
+
+
+class CourseError(Exception):
+    """A problem the user can fix, reported as one line (`error: ...`), never a traceback."""
+
+
+def run(main):
+    """Call `main()`; a CourseError (or OSError) becomes one line on stderr and exit status 1.
+    Tools end with `if __name__ == "__main__": stages.run(main)`."""
+    try:
+        status = main()
+    except (CourseError, OSError) as error:
+        sys.exit(f"error: {error}")
+    sys.exit(status or 0)
+
+
+def write_or_check(path, text, check, stale):
+    """Write `text` to `path` (check=False), or with check=True write nothing and append `path`
+    to the list `stale` when the file differs from `text`. Returns True if the file changed or
+    would change. Text is written as UTF-8 with '\\n' line endings, byte for byte."""
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else None
+    new = text.encode("utf-8")
+    if old == new:
+        return False
+    if check:
+        stale.append(path)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(new)
+    return True
+
+
+def markers(name, tool):
+    """The (begin, end) comment lines around a generated block `name` in a Markdown page."""
+    return (f"<!-- BEGIN generated: {name} ({tool}) -->", f"<!-- END generated: {name} ({tool}) -->")
+
+
+def replace_block(text, name, tool, content, where="the page"):
+    """`text` with the lines between the marker lines of block `name` (from `tool`) replaced by
+    `content` (which ends with a newline); CourseError unless each marker is there once, in order."""
+    begin, end = markers(name, tool)
+    lines = text.split("\n")
+    if lines.count(begin) != 1 or lines.count(end) != 1:
+        raise CourseError(f"{where} needs the marker line {begin!r} once, and {end!r} once")
+    i, j = lines.index(begin), lines.index(end)
+    if j < i:
+        raise CourseError(f"{where} has {end!r} before {begin!r}")
+    return "\n".join(lines[: i + 1]) + "\n" + content + "\n".join(lines[j:])
 
 
 def stage_path(i, root=ROOT):

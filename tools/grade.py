@@ -60,9 +60,9 @@ MAX_SUBMISSION = 20 << 20   # bytes of a submitted file; more is not read
 SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
 LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
 # what each sandbox runs: it reads the submission, finds the exercise's code, runs it and the probe
-RUNNER = (exercises.CHECKS_DIR / 'runner.py').read_text(encoding='utf-8')
-REPORTS = ('grades.csv', 'feedback.csv', 'summary.txt')
-SUFFIXES = ('.ipynb', '.py')   # in any case: Bob.IPYNB is a notebook too
+RUNNER = (exercises.CHECKS_DIR / "runner.py").read_text(encoding="utf-8")
+REPORTS = ("grades.csv", "feedback.csv", "summary.txt")
+SUFFIXES = (".ipynb", ".py")   # in any case: Bob.IPYNB is a notebook too
 
 
 class GradeError(Exception):
@@ -74,53 +74,53 @@ class GradeError(Exception):
 def sandbox_command(isolated, names_fd):
     """The command that runs RUNNER: in bubblewrap namespaces (with the file open as names_fd
     copied to data/names.txt), or, not isolated, as it is."""
-    python = [SANDBOX_PYTHON, '-I', '-S', '-c', RUNNER]
+    python = [SANDBOX_PYTHON, "-I", "-S", "-c", RUNNER]
     if not isolated:
         return python
     if os.geteuid() == 0 and not LAUNCHER:   # without a user namespace, so RUNNER becomes
         users = []                              # uid 65534 outside it too (a fork limit holds)
     else:
-        users = ['--unshare-user', '--uid', '65534', '--gid', '65534']
-    cmd = LAUNCHER + ['bwrap', *users, '--unshare-ipc', '--unshare-pid', '--unshare-net',
-                      '--unshare-uts', '--unshare-cgroup-try', '--die-with-parent',
-                      '--new-session', '--ro-bind', '/usr', '/usr']
-    for path in ['/bin', '/lib', '/lib32', '/lib64', '/sbin']:
+        users = ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    cmd = LAUNCHER + ["bwrap", *users, "--unshare-ipc", "--unshare-pid", "--unshare-net",
+                      "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+                      "--new-session", "--ro-bind", "/usr", "/usr"]
+    for path in ["/bin", "/lib", "/lib32", "/lib64", "/sbin"]:
         if os.path.islink(path):
-            cmd += ['--symlink', os.readlink(path), path]
+            cmd += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
-            cmd += ['--ro-bind', path, path]
-    scratch = ['--size', str(16 << 20), '--perms', '01777', '--tmpfs']   # writable, vanishes
-    cmd += ['--proc', '/proc', '--dev', '/dev', *scratch, '/tmp', *scratch, '/job']
+            cmd += ["--ro-bind", path, path]
+    scratch = ["--size", str(16 << 20), "--perms", "01777", "--tmpfs"]   # writable, vanishes
+    cmd += ["--proc", "/proc", "--dev", "/dev", *scratch, "/tmp", *scratch, "/job"]
     prefix = os.path.dirname(os.path.dirname(os.path.realpath(SANDBOX_PYTHON)))
     pythons = {prefix, sys.base_prefix, sys.prefix} if SANDBOX_PYTHON == sys.executable \
         else {prefix}   # a virtual environment and the Python it was made from
-    binds = sorted(p for p in pythons if p != '/usr' and not p.startswith('/usr/'))
-    parents = sorted({str(q) for p in binds for q in Path(p).parents} - {'/'})
+    binds = sorted(p for p in pythons if p != "/usr" and not p.startswith("/usr/"))
+    parents = sorted({str(q) for p in binds for q in Path(p).parents} - {"/"})
     for path in parents:   # made here, not copied from the host, so uid 65534 can enter them
-        if not any(path.startswith(b + '/') for b in binds):
-            cmd += ['--perms', '0755', '--dir', path]
-    cmd += [arg for path in binds for arg in ['--ro-bind', path, path]]
-    cmd += ['--remount-ro', '/', '--remount-ro', '/dev']   # only /tmp and /job are writable
-    return cmd + ['--ro-bind-data', str(names_fd), '/job/data/names.txt', '--chdir', '/job',
-                  '--clearenv', '--setenv', 'LANG', 'C.UTF-8', '--setenv', 'PYTHONHASHSEED', '0',
-                  '--'] + python
+        if not any(path.startswith(b + "/") for b in binds):
+            cmd += ["--perms", "0755", "--dir", path]
+    cmd += [arg for path in binds for arg in ["--ro-bind", path, path]]
+    cmd += ["--remount-ro", "/", "--remount-ro", "/dev"]   # only /tmp and /job are writable
+    return cmd + ["--ro-bind-data", str(names_fd), "/job/data/names.txt", "--chdir", "/job",
+                  "--clearenv", "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONHASHSEED", "0",
+                  "--"] + python
 
 
 def isolation_problem():
     """None if bubblewrap can make a sandbox here, else why not (one line)."""
-    if not shutil.which('bwrap'):
-        return 'bubblewrap (bwrap) is not installed (apt-get install bubblewrap)'
-    with open(ROOT / 'data' / 'names.txt', 'rb') as names:
+    if not shutil.which("bwrap"):
+        return "bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
+    with open(ROOT / "data" / "names.txt", "rb") as names:
         cmd = sandbox_command(True, names.fileno())
-        cmd[-1] = 'pass'
+        cmd[-1] = "pass"
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=60,
                                   pass_fds=(names.fileno(),))
         except subprocess.TimeoutExpired:
-            return 'bubblewrap did not start a Python within 60 s'
+            return "bubblewrap did not start a Python within 60 s"
     if proc.returncode:
-        why = (proc.stderr.decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]
-        return f'bubblewrap cannot make a sandbox here ({why})'
+        why = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
+        return f"bubblewrap cannot make a sandbox here ({why})"
     return None
 
 
@@ -131,31 +131,31 @@ def read_bounded(fd, limit, deadline):
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return None, 'timeout'
+            return None, "timeout"
         if not select.select([fd], [], [], left)[0]:
             continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:
-            return b''.join(chunks), None
+            return b"".join(chunks), None
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            return None, 'oversized'
+            return None, "oversized"
 
 
 def run_job(job, settings, fd=None):
     """Run one job (context, probes, exercise; the submission open as fd, or its code) in a fresh
     sandbox: (answer dict, None) or (None, the reason for 0 points)."""
-    payload = json.dumps(dict(job, memory_mb=settings['memory_mb'], cpu_s=settings['timeout'],
-                              isolated=settings['isolated'], fd=fd, max_bytes=MAX_SUBMISSION))
-    folder = None if settings['isolated'] else tempfile.mkdtemp(prefix='grade-')
-    names = os.open(ROOT / 'data' / 'names.txt', os.O_RDONLY)
+    payload = json.dumps(dict(job, memory_mb=settings["memory_mb"], cpu_s=settings["timeout"],
+                              isolated=settings["isolated"], fd=fd, max_bytes=MAX_SUBMISSION))
+    folder = None if settings["isolated"] else tempfile.mkdtemp(prefix="grade-")
+    names = os.open(ROOT / "data" / "names.txt", os.O_RDONLY)
     try:
         if folder:   # the working folder of a process that is not isolated
-            os.makedirs(os.path.join(folder, 'data'))
-            shutil.copy(ROOT / 'data' / 'names.txt', os.path.join(folder, 'data', 'names.txt'))
-        env = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0'}
-        proc = subprocess.Popen(sandbox_command(settings['isolated'], names),
+            os.makedirs(os.path.join(folder, "data"))
+            shutil.copy(ROOT / "data" / "names.txt", os.path.join(folder, "data", "names.txt"))
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        proc = subprocess.Popen(sandbox_command(settings["isolated"], names),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, cwd=folder,
                                 start_new_session=True,
@@ -164,7 +164,7 @@ def run_job(job, settings, fd=None):
         # CPU time is limited to the timeout; the wall clock gets twice that, so a classmate's
         # busy sandbox on a shared core never pushes an honest one past its deadline
         raw, problem = read_bounded(proc.stdout.fileno(), MAX_ANSWER,
-                                    time.monotonic() + 2 * settings['timeout'])
+                                    time.monotonic() + 2 * settings["timeout"])
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -176,20 +176,20 @@ def run_job(job, settings, fd=None):
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
     timed_out = f'timed out after {settings["timeout"]} s (an endless loop?)'
-    if problem == 'timeout' or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+    if problem == "timeout" or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         # the CPU limit equals the wall-clock timeout: whichever fires first, same verdict
         return None, timed_out
-    if problem == 'oversized':
-        return None, f'oversized answer: more than {MAX_ANSWER} bytes of output'
+    if problem == "oversized":
+        return None, f"oversized answer: more than {MAX_ANSWER} bytes of output"
     if not raw:
-        return None, 'no answer: the code stopped its process (exit code ' \
-                     f'{returncode}; out of memory, or it called exit)'
+        return None, "no answer: the code stopped its process (exit code " \
+                     f"{returncode}; out of memory, or it called exit)"
     try:
-        answer = json.loads(raw.decode('utf-8'))
+        answer = json.loads(raw.decode("utf-8"))
     except (UnicodeError, ValueError, RecursionError) as e:
-        return None, f'malformed answer (not JSON: {str(e)[:80]})'
-    if not (isinstance(answer, dict) and isinstance(answer.get('cases'), dict)
-            and isinstance(answer.get('cell'), (str, type(None)))):
+        return None, f"malformed answer (not JSON: {str(e)[:80]})"
+    if not (isinstance(answer, dict) and isinstance(answer.get("cases"), dict)
+            and isinstance(answer.get("cell"), (str, type(None)))):
         return None, 'malformed answer (not {"cell": ..., "cases": {...}})'
     return answer, None
 
@@ -205,83 +205,83 @@ def feed(stream, data):
 # --- grading ----------------------------------------------------------------------------------
 
 def short(x, digits=6):
-    text = json.dumps(x) if not isinstance(x, float) else f'{x:.{digits}g}'
-    return text if len(text) <= 60 else text[:57] + '...'
+    text = json.dumps(x) if not isinstance(x, float) else f"{x:.{digits}g}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
-def mismatch(got, want, tolerance, where=''):
+def mismatch(got, want, tolerance, where=""):
     """None if got matches want (numbers within tolerance, relative above 1), else where the
     first difference is. want is the reference's answer; got is untrusted."""
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
             return f'{where or "the answer"}: yours {short(got)}, expected keys {sorted(want)}'
         return next((m for k in want if (m := mismatch(got[k], want[k], tolerance,
-                                                      f'{where}[{k!r}]'))), None)
+                                                      f"{where}[{k!r}]"))), None)
     if isinstance(want, list):
         if not isinstance(got, list) or len(got) != len(want):
             return f'{where or "the answer"}: yours {short(got)}, expected {len(want)} entries'
         return next((m for k, (g, w) in enumerate(zip(got, want))
-                     if (m := mismatch(g, w, tolerance, f'{where}[{k}]'))), None)
+                     if (m := mismatch(g, w, tolerance, f"{where}[{k}]"))), None)
     digits = 6
     if isinstance(want, float):
         ok = (isinstance(got, (int, float)) and not isinstance(got, bool)
               and abs(got - want) <= tolerance * max(1.0, abs(want)))
         while not ok and isinstance(got, float) and digits < 17 and \
-                f'{got:.{digits}g}' == f'{want:.{digits}g}':
+                f"{got:.{digits}g}" == f"{want:.{digits}g}":
             digits += 1   # enough digits to see the difference
     else:
         ok = type(got) is type(want) and got == want
     return None if ok else \
-        f'{where}: yours {short(got, digits)}, expected {short(want, digits)}'.lstrip(': ')
+        f"{where}: yours {short(got, digits)}, expected {short(want, digits)}".lstrip(": ")
 
 
 def score(ex, reference, answer):
     """(points, reason): the exercise's points times the share of the reference's cases that
     the untrusted answer matches (never more than the exercise's points)."""
-    if answer['cell']:
-        return 0.0, answer['cell'][:300]
+    if answer["cell"]:
+        return 0.0, answer["cell"][:300]
     failures = []   # (case, what was wrong)
-    for label, want in reference['cases'].items():
-        got = answer['cases'].get(label)
-        if not isinstance(got, dict) or ('value' not in got and 'error' not in got):
-            failures.append((label, 'no answer'))
-        elif 'value' not in got:
-            failures.append((label, str(got['error'])[:200]))
-        elif problem := mismatch(got['value'], want['value'], want['tolerance']):
+    for label, want in reference["cases"].items():
+        got = answer["cases"].get(label)
+        if not isinstance(got, dict) or ("value" not in got and "error" not in got):
+            failures.append((label, "no answer"))
+        elif "value" not in got:
+            failures.append((label, str(got["error"])[:200]))
+        elif problem := mismatch(got["value"], want["value"], want["tolerance"]):
             failures.append((label, problem))
-    passed = len(reference['cases']) - len(failures)
-    points = min(float(ex.points), round(ex.points * passed / len(reference['cases']), 2))
+    passed = len(reference["cases"]) - len(failures)
+    points = min(float(ex.points), round(ex.points * passed / len(reference["cases"]), 2))
     problems = {problem for _, problem in failures}
     if passed == 0 and len(problems) == 1:   # the same error everywhere: say it once
         return points, problems.pop()
-    hint = ' (right values, wrong gradients: does a .data or a new Value(...) cut the graph?)' \
-        if failures and all('gradient' in label for label, _ in failures) else ''
-    return points, '; '.join(f'{label}: {problem}' for label, problem in failures)[:900] + hint \
-        or 'all checks passed'
+    hint = " (right values, wrong gradients: does a .data or a new Value(...) cut the graph?)" \
+        if failures and all("gradient" in label for label, _ in failures) else ""
+    return points, "; ".join(f"{label}: {problem}" for label, problem in failures)[:900] + hint \
+        or "all checks passed"
 
 
 def load_probes():
     """The probes' source (helpers.py, then probes.py), read once at the start."""
-    return (exercises.CHECKS_DIR / 'helpers.py').read_text(encoding='utf-8') + '\n\n' + \
-        (exercises.CHECKS_DIR / 'probes.py').read_text(encoding='utf-8')
+    return (exercises.CHECKS_DIR / "helpers.py").read_text(encoding="utf-8") + "\n\n" + \
+        (exercises.CHECKS_DIR / "probes.py").read_text(encoding="utf-8")
 
 
 def job_of(ex, contexts, probes):
-    return {'context': contexts[ex.id], 'probes': probes, 'name': ex.name, 'exercise': ex.id,
-            'defines': ex.defines, 'kind': 'ipynb'}
+    return {"context": contexts[ex.id], "probes": probes, "name": ex.name, "exercise": ex.id,
+            "defines": ex.defines, "kind": "ipynb"}
 
 
 def reference_answers(stage, contexts, probes, settings):
     """{exercise id: answer} of the reference solution (the stage script) to every probe."""
     answers = {}
     with tempfile.TemporaryFile() as solution:
-        solution.write(exercises.dumps(exercises.build_handout(stage, 'solution')).encode())
+        solution.write(exercises.dumps(exercises.build_handout(stage, "solution")).encode())
         solution.flush()
         for ex in exercises.stage_exercises(stage):
             answer, reason = run_job(job_of(ex, contexts, probes), settings, solution.fileno())
             errors = [] if answer is None else [f'{label}: {case.get("error")}' for label, case
-                                                 in answer['cases'].items() if 'value' not in case]
-            if answer is None or answer['cell'] or not answer['cases'] or errors:
+                                                 in answer["cases"].items() if "value" not in case]
+            if answer is None or answer["cell"] or not answer["cases"] or errors:
                 raise GradeError(f'the reference solution of exercise {ex.id} fails its probe: '
                                  f'{reason or answer["cell"] or "; ".join(errors) or "no cases"}')
             answers[ex.id] = answer
@@ -295,13 +295,13 @@ def grade_submission(path, stage, settings, contexts, probes, references):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as e:
-        return {ex.id: (0.0, f'cannot read the submission: {e.strerror}') for ex in exs}
+        return {ex.id: (0.0, f"cannot read the submission: {e.strerror}") for ex in exs}
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SUBMISSION:
-            why = 'not a regular file' if not stat.S_ISREG(info.st_mode) else \
-                f'larger than {MAX_SUBMISSION >> 20} MB'
-            return {ex.id: (0.0, f'cannot read the submission: {why}') for ex in exs}
+            why = "not a regular file" if not stat.S_ISREG(info.st_mode) else \
+                f"larger than {MAX_SUBMISSION >> 20} MB"
+            return {ex.id: (0.0, f"cannot read the submission: {why}") for ex in exs}
         result = {}
         for ex in exs:
             job = dict(job_of(ex, contexts, probes), kind=Path(path).suffix.lower()[1:])
@@ -318,19 +318,19 @@ def grade_safely(*args):
     try:
         return grade_submission(*args)
     except Exception as e:
-        reason = f'the grader could not grade this submission: {type(e).__name__}: {e}'[:300]
+        reason = f"the grader could not grade this submission: {type(e).__name__}: {e}"[:300]
         return {ex.id: (0.0, reason) for ex in exercises.stage_exercises(args[1])}
 
 
 def shown(name):
     """A file name as a report shows it: bytes that are not UTF-8 as \\xNN, and no control
     characters (a newline or an escape sequence in a name must not forge a line)."""
-    return printable(os.fsencode(name).decode('utf-8', 'backslashreplace'))
+    return printable(os.fsencode(name).decode("utf-8", "backslashreplace"))
 
 
 def printable(text):
     """Text with every control, format or lone surrogate character escaped (\\n, \\x1b, ...)."""
-    return ''.join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
 
 
 def survey(folder, out_dir):
@@ -345,20 +345,20 @@ def survey(folder, out_dir):
             continue   # the reports of an earlier run
         suffix = os.path.splitext(entry.name)[1].lower()
         if entry.is_symlink():
-            skipped.append((entry.name, 'a symbolic link (links are not followed)'))
+            skipped.append((entry.name, "a symbolic link (links are not followed)"))
         elif not entry.is_file(follow_symlinks=False):
-            skipped.append((entry.name, 'not a regular file'))
+            skipped.append((entry.name, "not a regular file"))
         elif suffix not in SUFFIXES:
-            skipped.append((entry.name, 'not a .ipynb or .py file'))
+            skipped.append((entry.name, "not a .ipynb or .py file"))
         else:
             student = os.path.splitext(entry.name)[0].casefold()
-            rank = (suffix == '.ipynb', entry.stat(follow_symlinks=False).st_mtime)
+            rank = (suffix == ".ipynb", entry.stat(follow_symlinks=False).st_mtime)
             chosen.setdefault(student, []).append((rank, entry.name))
     files = []
     for student, found in chosen.items():
         found.sort(reverse=True)
         files.append(Path(folder) / found[0][1])
-        skipped += [(name, f'the same student as {shown(found[0][1])}, which is graded')
+        skipped += [(name, f"the same student as {shown(found[0][1])}, which is graded")
                     for _, name in found[1:]]
     return sorted(files, key=lambda p: os.fsencode(p.name)), sorted(skipped)
 
@@ -367,13 +367,13 @@ def output_folder(folder):
     """FOLDER/grades, or grades-2, grades-3, ... when a submission took that name: the reports
     never go into a link, a file, or a folder holding anything but earlier reports."""
     for k in range(1, 100):
-        path = Path(folder) / ('grades' if k == 1 else f'grades-{k}')
+        path = Path(folder) / ("grades" if k == 1 else f"grades-{k}")
         if not os.path.lexists(path):
             return path
         if path.is_dir() and not path.is_symlink() and all(
                 e.name in REPORTS and e.is_file(follow_symlinks=False) for e in os.scandir(path)):
             return path
-    raise GradeError(f'no free name for the reports in {folder}; give --out DIR')
+    raise GradeError(f"no free name for the reports in {folder}; give --out DIR")
 
 
 def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=768, quiet=False,
@@ -381,21 +381,21 @@ def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=76
     """Grade every .ipynb and .py file in folder; write the CSVs and summary; return rows."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise GradeError(f'not a folder: {folder}')
+        raise GradeError(f"not a folder: {folder}")
     out_dir = Path(out_dir) if out_dir else output_folder(folder)
     files, skipped = survey(folder, out_dir)
     if not files:
-        raise GradeError(f'no .ipynb or .py files in {folder}')
+        raise GradeError(f"no .ipynb or .py files in {folder}")
     if isolated and (problem := isolation_problem()):
-        raise GradeError(f'no sandbox: {problem}; --no-isolation runs student code with your '
-                         'own permissions')
+        raise GradeError(f"no sandbox: {problem}; --no-isolation runs student code with your "
+                         "own permissions")
     if not isolated and not quiet:
-        print('note: --no-isolation: student code runs with your own permissions and can read '
-              'and change your files', file=sys.stderr)
+        print("note: --no-isolation: student code runs with your own permissions and can read "
+              "and change your files", file=sys.stderr)
     probes = load_probes()
     contexts = {ex.id: exercises.grader_context(stage, ex.id)
                 for ex in exercises.stage_exercises(stage)}
-    settings = {'timeout': timeout, 'memory_mb': memory_mb, 'isolated': isolated}
+    settings = {"timeout": timeout, "memory_mb": memory_mb, "isolated": isolated}
     start = time.perf_counter()
     references = reference_answers(stage, contexts, probes, settings)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -411,8 +411,8 @@ def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=76
 def write_text(path, text):
     """Write a new file and rename it over path: a link or file at path is replaced, never
     followed or appended to."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    with open(fd, 'w', encoding='utf-8', newline='') as f:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with open(fd, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     os.replace(tmp, path)
 
@@ -423,7 +423,7 @@ def csv_text(rows):
     writer = csv.writer(out)
     for row in rows:
         cells = [printable(c) if isinstance(c, str) else c for c in row]
-        writer.writerow(["'" + c if isinstance(c, str) and c[:1] in '=+-@' else c
+        writer.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c
                          for c in cells])
     return out.getvalue()
 
@@ -434,37 +434,37 @@ def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
     max_total = sum(ex.points for ex in exs)
     names = [shown(path.stem) for path, _ in rows]
     totals = [round(sum(res[ex.id][0] for ex in exs), 2) for _, res in rows]
-    write_text(out_dir / 'grades.csv', csv_text(
-        [['student', 'file'] + [ex.id for ex in exs] + ['total', 'max']] +
+    write_text(out_dir / "grades.csv", csv_text(
+        [["student", "file"] + [ex.id for ex in exs] + ["total", "max"]] +
         [[name, shown(path.name)] + [res[ex.id][0] for ex in exs] + [total, max_total]
          for name, (path, res), total in zip(names, rows, totals)]))
-    write_text(out_dir / 'feedback.csv', csv_text(
-        [['student', 'exercise', 'points', 'max', 'result']] +
+    write_text(out_dir / "feedback.csv", csv_text(
+        [["student", "exercise", "points", "max", "result"]] +
         [[name, ex.id, res[ex.id][0], ex.points, res[ex.id][1]]
          for name, (_, res) in zip(names, rows) for ex in exs] +
-        [[shown(name), '', 0.0, 0, f'not graded: {why}'] for name, why in skipped]))
-    lines = [f'stage {stage} ({stages.concept(stage)}): {len(rows)} submissions graded in '
-             f'{elapsed:.1f} s', '',
+        [[shown(name), "", 0.0, 0, f"not graded: {why}"] for name, why in skipped]))
+    lines = [f"stage {stage} ({stages.concept(stage)}): {len(rows)} submissions graded in "
+             f"{elapsed:.1f} s", "",
              f'{"exercise":<10}{"title":<48}{"mean":>8}{"max":>6}{"full marks":>12}']
     for ex in exs:
         pts = [res[ex.id][0] for _, res in rows]
         full = sum(1 for p in pts if p >= ex.points)
-        lines.append(f'{ex.id:<10}{ex.title[:46]:<48}{sum(pts) / len(pts):>8.2f}'
-                     f'{ex.points:>6}{full:>8} / {len(pts)}')
-    lines += ['', f'total: mean {sum(totals) / len(totals):.2f} / {max_total}, '
-              f'{sum(1 for t in totals if t >= max_total)} with full marks, '
-              f'{sum(1 for t in totals if t == 0)} with 0', '',
-              f'{"student":<32}' + ''.join(f'{ex.id:>7}' for ex in exs) + f'{"total":>8}']
+        lines.append(f"{ex.id:<10}{ex.title[:46]:<48}{sum(pts) / len(pts):>8.2f}"
+                     f"{ex.points:>6}{full:>8} / {len(pts)}")
+    lines += ["", f"total: mean {sum(totals) / len(totals):.2f} / {max_total}, "
+              f"{sum(1 for t in totals if t >= max_total)} with full marks, "
+              f"{sum(1 for t in totals if t == 0)} with 0", "",
+              f'{"student":<32}' + "".join(f"{ex.id:>7}" for ex in exs) + f'{"total":>8}']
     for name, (path, res), total in zip(names, rows, totals):
-        lines.append(f'{name[:31]:<32}' + ''.join(f'{res[ex.id][0]:>7g}' for ex in exs)
-                     + f'{total:>8g}')
+        lines.append(f"{name[:31]:<32}" + "".join(f"{res[ex.id][0]:>7g}" for ex in exs)
+                     + f"{total:>8g}")
     if skipped:
-        lines += ['', f'not graded ({len(skipped)}):']
-        lines += [f'  {shown(name)}: {why}' for name, why in skipped]
-    text = '\n'.join(lines) + '\n'
-    write_text(out_dir / 'summary.txt', text)
+        lines += ["", f"not graded ({len(skipped)}):"]
+        lines += [f"  {shown(name)}: {why}" for name, why in skipped]
+    text = "\n".join(lines) + "\n"
+    write_text(out_dir / "summary.txt", text)
     if not quiet:
-        print(text, end='')
+        print(text, end="")
         print(f'wrote {out_dir / "grades.csv"}, feedback.csv, summary.txt')
 
 
@@ -476,37 +476,37 @@ def make_submission(stage, kind, ex_id=None, variant=0):
     'raise', 'syntax', 'no_checks', 'reads_answers' (the last five break exercise ex_id, or all
     checks), or 'py' (a correct .py export: returns the .py text)."""
     from exercise_checks import mutants
-    nb = exercises.build_handout(stage, 'stub' if kind == 'untouched' else 'solution')
-    cells = nb['cells']
+    nb = exercises.build_handout(stage, "stub" if kind == "untouched" else "solution")
+    cells = nb["cells"]
     target = None
     for cell in cells:
-        meta = cell['metadata'].get('microgpt', {})
-        if meta.get('source') == 'exercise' and ex_id in meta.get('exercises', []):
+        meta = cell["metadata"].get("microgpt", {})
+        if meta.get("source") == "exercise" and ex_id in meta.get("exercises", []):
             target = cell
-    if kind in ('wrong', 'right'):
-        pairs = (mutants.WRONG if kind == 'wrong' else mutants.RIGHT)[ex_id]
-        if kind == 'right' or ex_id not in mutants.TOGETHER:
+    if kind in ("wrong", "right"):
+        pairs = (mutants.WRONG if kind == "wrong" else mutants.RIGHT)[ex_id]
+        if kind == "right" or ex_id not in mutants.TOGETHER:
             pairs = [pairs[variant]]
         for old, new in pairs:
-            if target['source'].count(old) != 1:
-                raise GradeError(f'mutant of {ex_id} does not match: {old!r}')
-            target['source'] = target['source'].replace(old, new)
-    elif kind == 'loop':
-        target['source'] = re.sub(r'(\n    """.*?"""\n)', r'\1    while True:\n        pass\n',
-                                  target['source'], count=1, flags=re.S)
-    elif kind == 'raise':
-        target['source'] = 'raise RuntimeError("broken at import")\n' + target['source']
-    elif kind == 'syntax':
-        target['source'] = target['source'].replace('):\n', ')\n', 1)
-    elif kind == 'no_checks':
-        nb['cells'] = [c for c in cells if c['metadata'].get('microgpt', {}).get('source')
-                       != 'check']
-    elif kind == 'reads_answers':
+            if target["source"].count(old) != 1:
+                raise GradeError(f"mutant of {ex_id} does not match: {old!r}")
+            target["source"] = target["source"].replace(old, new)
+    elif kind == "loop":
+        target["source"] = re.sub(r'(\n    """.*?"""\n)', r"\1    while True:\n        pass\n",
+                                  target["source"], count=1, flags=re.S)
+    elif kind == "raise":
+        target["source"] = 'raise RuntimeError("broken at import")\n' + target["source"]
+    elif kind == "syntax":
+        target["source"] = target["source"].replace("):\n", ")\n", 1)
+    elif kind == "no_checks":
+        nb["cells"] = [c for c in cells if c["metadata"].get("microgpt", {}).get("source")
+                       != "check"]
+    elif kind == "reads_answers":
         spy = ('import os as _os\n'
                'def _peek():\n'
                '    """What a cheat would try: the grader\'s probes and the reference."""\n'
                '    found = []\n'
-               '    for path in [' + repr(str(exercises.CHECKS_DIR / 'probes.py')) + ', '
+               '    for path in [' + repr(str(exercises.CHECKS_DIR / "probes.py")) + ", "
                + repr(str(ROOT / stages.STAGE_FILES[stage])) + ']:\n'
                '        try:\n'
                '            with open(path) as f:\n'
@@ -515,14 +515,14 @@ def make_submission(stage, kind, ex_id=None, variant=0):
                '            pass\n'
                '    if found:\n'
                '        raise RuntimeError("read the answers: " + repr(found[:3]))\n\n\n')
-        target['source'] = spy + target['source'].replace('"""\n', '"""\n    _peek()\n', 1)
-    if kind == 'py':
-        out = ''
+        target["source"] = spy + target["source"].replace('"""\n', '"""\n    _peek()\n', 1)
+    if kind == "py":
+        out = ""
         for cell in cells:
-            meta = cell['metadata'].get('microgpt', {})
-            if cell['cell_type'] != 'code':
+            meta = cell["metadata"].get("microgpt", {})
+            if cell["cell_type"] != "code":
                 continue
-            tag = f' exercise {" ".join(meta["exercises"])}' if meta.get('exercises') else ''
+            tag = f' exercise {" ".join(meta["exercises"])}' if meta.get("exercises") else ""
             out += f'# %%{tag}\n{cell["source"]}\n'
         return out
     return exercises.dumps(nb)
@@ -532,68 +532,68 @@ def demo_class(n, stage, out_dir):
     """Write n generated submissions for a stage into out_dir/submissions: about half right,
     a quarter with one plausible wrong answer, the rest broken in the ways a class breaks."""
     from exercise_checks import mutants
-    folder = Path(out_dir) / 'submissions'
+    folder = Path(out_dir) / "submissions"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     ids = [ex.id for ex in exercises.stage_exercises(stage)]
-    broken = ['untouched', 'loop', 'raise', 'syntax', 'no_checks', 'reads_answers', 'py']
+    broken = ["untouched", "loop", "raise", "syntax", "no_checks", "reads_answers", "py"]
     for k in range(n):
         ex_id = ids[k % len(ids)]
         if k % 2 == 0:
-            kind = 'correct'
+            kind = "correct"
         elif k % 4 == 1:
-            kind = 'wrong'
+            kind = "wrong"
         else:
             kind = broken[(k // 4) % len(broken)]
-        variant = (k // 4) % len(mutants.WRONG[ex_id]) if kind == 'wrong' else 0
+        variant = (k // 4) % len(mutants.WRONG[ex_id]) if kind == "wrong" else 0
         text = make_submission(stage, kind, ex_id, variant)
-        suffix = '.py' if kind == 'py' else '.ipynb'
-        name = f'student{k + 1:02d}_{kind}' + (f'_{ex_id}' if kind not in (
-            'correct', 'untouched', 'no_checks', 'py') else '')
-        (folder / (name + suffix)).write_text(text, encoding='utf-8')
+        suffix = ".py" if kind == "py" else ".ipynb"
+        name = f"student{k + 1:02d}_{kind}" + (f"_{ex_id}" if kind not in (
+            "correct", "untouched", "no_checks", "py") else "")
+        (folder / (name + suffix)).write_text(text, encoding="utf-8")
     return folder
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('stage', nargs='?', type=int, help='stage 0-5 of the handout')
-    parser.add_argument('folder', nargs='?', help='folder of .ipynb / .py submissions')
-    parser.add_argument('--out', help='where to write the reports (default: FOLDER/grades)')
-    parser.add_argument('--workers', type=int, default=2, help='parallel subprocesses (2)')
-    parser.add_argument('--timeout', type=int, default=5, help='seconds per exercise (5)')
-    parser.add_argument('--memory-mb', type=int, default=768, help='memory per exercise (768)')
-    parser.add_argument('--demo-class', type=int, metavar='N',
-                        help='generate N submissions for --stage and grade them')
-    parser.add_argument('--stage', dest='demo_stage', type=int, default=2,
-                        help='the stage of --demo-class (default: 2)')
-    parser.add_argument('--no-isolation', action='store_true',
-                        help='run student code without a sandbox, with your own permissions')
+    parser.add_argument("stage", nargs="?", type=int, help="stage 0-5 of the handout")
+    parser.add_argument("folder", nargs="?", help="folder of .ipynb / .py submissions")
+    parser.add_argument("--out", help="where to write the reports (default: FOLDER/grades)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel subprocesses (2)")
+    parser.add_argument("--timeout", type=int, default=5, help="seconds per exercise (5)")
+    parser.add_argument("--memory-mb", type=int, default=768, help="memory per exercise (768)")
+    parser.add_argument("--demo-class", type=int, metavar="N",
+                        help="generate N submissions for --stage and grade them")
+    parser.add_argument("--stage", dest="demo_stage", type=int, default=2,
+                        help="the stage of --demo-class (default: 2)")
+    parser.add_argument("--no-isolation", action="store_true",
+                        help="run student code without a sandbox, with your own permissions")
     args = parser.parse_args(argv)
     try:
         if args.workers < 1 or args.timeout < 1 or args.memory_mb < 64:
-            raise GradeError('--workers and --timeout must be at least 1, --memory-mb at least 64')
+            raise GradeError("--workers and --timeout must be at least 1, --memory-mb at least 64")
         if args.demo_class is not None:
             stage = args.demo_stage
             if not 0 <= stage < len(stages.STAGE_FILES) or args.demo_class < 1:
-                raise GradeError('--demo-class needs N >= 1 and --stage 0-5')
-            out = Path(args.out or tempfile.mkdtemp(prefix='demo-class-'))
+                raise GradeError("--demo-class needs N >= 1 and --stage 0-5")
+            out = Path(args.out or tempfile.mkdtemp(prefix="demo-class-"))
             folder = demo_class(args.demo_class, stage, out)
-            grade_folder(stage, folder, out / 'grades', args.workers, args.timeout,
+            grade_folder(stage, folder, out / "grades", args.workers, args.timeout,
                          args.memory_mb, isolated=not args.no_isolation)
             return 0
         if args.stage is None or args.folder is None:
-            raise GradeError('give a STAGE and a FOLDER (or --demo-class N); see --help')
+            raise GradeError("give a STAGE and a FOLDER (or --demo-class N); see --help")
         if not 0 <= args.stage < len(stages.STAGE_FILES):
-            raise GradeError(f'no stage {args.stage}; stages are 0-5')
+            raise GradeError(f"no stage {args.stage}; stages are 0-5")
         grade_folder(args.stage, args.folder, args.out, args.workers, args.timeout, args.memory_mb,
                      isolated=not args.no_isolation)
         return 0
     except (GradeError, exercises.ExerciseError, OSError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 1
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -22,19 +22,19 @@ import stages
 from stages import COLAB_BADGE, GITHUB_BRANCH, GITHUB_REPO, PLACEHOLDER, colab_url  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLISHED = ['**/*.md', '**/*.ipynb']   # every page and notebook, outside hidden folders
+PUBLISHED = ["**/*.md", "**/*.ipynb"]   # every page and notebook, outside hidden folders
 # what comes right before an owner/name: the URL forms the tools write, and the setup cell's
 # `GITHUB_REPO = '...'` line in every notebook
 PREFIXES = r"(https://github\.com/|https://colab\.research\.google\.com/github/|" \
            r"https://raw\.githubusercontent\.com/|GITHUB_REPO = '|GITHUB_REPO = \")"
-NAME = r'[A-Za-z0-9-]+/[A-Za-z0-9._-]+'
-VALID = re.compile(rf'^{NAME}$')
+NAME = r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+"
+VALID = re.compile(rf"^{NAME}$")
 
 
 def site_form(name):
     """owner/name as the in-browser site's address spells it: owner.github.io/name."""
-    owner, repo_name = name.split('/')
-    return f'https://{owner.lower()}.github.io/{repo_name}/'
+    owner, repo_name = name.split("/")
+    return f"https://{owner.lower()}.github.io/{repo_name}/"
 
 
 def replace_repo(text, old, new):
@@ -47,27 +47,27 @@ def named_repos(text):
     """Every owner/name that a link or setup line in `text` names (badge images excepted)."""
     pattern = PREFIXES + rf"({NAME})(?=/blob/|/{GITHUB_BRANCH}/|')"
     names = {match.group(2) for match in re.finditer(pattern, text)}
-    site = r'https://([A-Za-z0-9-]+)\.github\.io/([A-Za-z0-9._-]+)/'
-    names |= {f'{m.group(1)}/{m.group(2)}' for m in re.finditer(site, text)}
+    site = r"https://([A-Za-z0-9-]+)\.github\.io/([A-Za-z0-9._-]+)/"
+    names |= {f"{m.group(1)}/{m.group(2)}" for m in re.finditer(site, text)}
     return names
 
 
 def published_files(root=ROOT):
     return [path for pattern in PUBLISHED for path in sorted(Path(root).glob(pattern))
-            if not any(part.startswith('.') for part in path.relative_to(root).parts)]
+            if not any(part.startswith(".") for part in path.relative_to(root).parts)]
 
 
 def from_git(root=ROOT):
     """owner/name of the github.com remote `origin`; ValueError if there is none."""
     try:
-        url = subprocess.run(['git', 'remote', 'get-url', 'origin'], cwd=root, check=True,
+        url = subprocess.run(["git", "remote", "get-url", "origin"], cwd=root, check=True,
                              capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as e:
         raise ValueError(f'no git remote "origin" ({e})')
-    match = re.match(r'^(?:https://|ssh://git@|git@)github\.com[/:]([^/]+/[^/]+?)(?:\.git)?/?$',
+    match = re.match(r"^(?:https://|ssh://git@|git@)github\.com[/:]([^/]+/[^/]+?)(?:\.git)?/?$",
                      url)
     if not match:
-        raise ValueError(f'origin is not a github.com repository: {url}')
+        raise ValueError(f"origin is not a github.com repository: {url}")
     return match.group(1)
 
 
@@ -75,33 +75,33 @@ def set_repo(new, root=ROOT):
     """Point every link at `new`: tools/repo.py's GITHUB_REPO and the published files. Returns
     the files changed (paths relative to root)."""
     if not VALID.match(new):
-        raise ValueError(f'not an owner/name: {new!r}')
+        raise ValueError(f"not an owner/name: {new!r}")
     changed = []
-    this = Path(root) / 'tools' / 'stages.py'
-    text = this.read_text(encoding='utf-8')
+    this = Path(root) / "tools" / "stages.py"
+    text = this.read_text(encoding="utf-8")
     old = re.search(r'^GITHUB_REPO = "([^"]*)"', text, re.M).group(1)
     for path in [this] + published_files(root):
-        before = path.read_text(encoding='utf-8')
+        before = path.read_text(encoding="utf-8")
         after = replace_repo(before, old, new)
         if after != before:
-            path.write_text(after, encoding='utf-8')
+            path.write_text(after, encoding="utf-8")
             changed.append(str(path.relative_to(root)))
     return changed
 
 
 def stale_links(root=ROOT):
     """['path: other/name', ...] for links in published files that name another repository."""
-    return [f'{path.relative_to(root)}: {name}' for path in published_files(root)
-            for name in sorted(named_repos(path.read_text(encoding='utf-8')) - {GITHUB_REPO})]
+    return [f"{path.relative_to(root)}: {name}" for path in published_files(root)
+            for name in sorted(named_repos(path.read_text(encoding="utf-8")) - {GITHUB_REPO})]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--set', metavar='OWNER/NAME', help='the repository to link to')
-    group.add_argument('--from-git', action='store_true', help='owner/name from git origin')
-    group.add_argument('--check', action='store_true', help='fail on links to another repo')
+    group.add_argument("--set", metavar="OWNER/NAME", help="the repository to link to")
+    group.add_argument("--from-git", action="store_true", help="owner/name from git origin")
+    group.add_argument("--check", action="store_true", help="fail on links to another repo")
     args = parser.parse_args(argv)
     try:
         if args.check:
@@ -109,22 +109,22 @@ def main(argv=None):
             for line in stale:
                 print(line, file=sys.stderr)
             if stale:
-                print(f'error: links to another repository than {GITHUB_REPO}: run python '
-                      'tools/repo.py --set OWNER/NAME', file=sys.stderr)
+                print(f"error: links to another repository than {GITHUB_REPO}: run python "
+                      "tools/repo.py --set OWNER/NAME", file=sys.stderr)
                 return 1
-            print(f'every link names {GITHUB_REPO}')
+            print(f"every link names {GITHUB_REPO}")
             return 0
         if not (args.set or args.from_git):
             print(GITHUB_REPO)
             return 0
         new = args.set or from_git()
         changed = set_repo(new)
-        print(f'{new}: {len(changed)} files changed' + ''.join(f'\n  {p}' for p in changed))
+        print(f"{new}: {len(changed)} files changed" + "".join(f"\n  {p}" for p in changed))
         return 0
     except (ValueError, OSError) as e:
-        print(f'error: {e}', file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 1
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     sys.exit(main())

@@ -8,9 +8,16 @@ Standard library only; it imports no other tool. Generators `import stages` (pyt
 tools/ on the path). Functions that read the repository take an optional `root`.
 """
 import ast
+import contextlib
 import difflib
+import io
+import os
+import platform
 import re
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # repository root
@@ -89,12 +96,13 @@ def write_or_check(path, text, check, stale):
 
 def markers(name, tool):
     """The (begin, end) comment lines around a generated block `name` in a Markdown page."""
-    return (f"<!-- BEGIN generated: {name} ({tool}) -->", f"<!-- END generated: {name} ({tool}) -->")
+    return (f"<!-- BEGIN generated: {name} ({tool}) -->",
+            f"<!-- END generated: {name} ({tool}) -->")
 
 
 def replace_block(text, name, tool, content, where="the page"):
     """`text` with the lines between the marker lines of block `name` (from `tool`) replaced by
-    `content` (which ends with a newline); CourseError unless each marker is there once, in order."""
+    `content` (ending in a newline); CourseError unless each marker is there once, in order."""
     begin, end = markers(name, tool)
     lines = text.split("\n")
     if lines.count(begin) != 1 or lines.count(end) != 1:
@@ -197,3 +205,92 @@ def diff_counts(i, root=ROOT):
     added = sum(1 for line in body if line.startswith("+"))
     removed = sum(1 for line in body if line.startswith("-"))
     return added, removed
+
+
+# ------------------------------------------------------------------ running a stage script
+OUTPUT_FIELDS = {  # a measured figure: the pattern of its line in a stage script's output
+    "num_params": r"^num params: (\d+)$",
+    "train_loss_last50": r"^train loss \(last 50 steps\): ([\d.]+)$",
+    "val_loss": r"^val loss: ([\d.]+) ",
+    "ms_per_step": r"^step +\d+ / \d+ \| loss [\d.]+ \| ([\d.]+) ms/step \| ETA \d+ s\Z",
+}
+
+
+def exec_as_stage(code, i, ns, argv=(), root=ROOT):
+    """Exec `code` into the namespace `ns` as stage i's script run with settings `argv`
+    (--name=value); returns what it printed. A script skips its command line where ipykernel is
+    loaded (a notebook): it is hidden meanwhile, so the settings apply in a process that
+    imported it for something else (a test run). Code is padded to the script's line numbers
+    when `ns['_line']` says where it starts."""
+    path = str(stage_path(i, root))
+    saved_argv, sys.argv = sys.argv, [path, *map(str, argv)]
+    ipykernel = sys.modules.pop("ipykernel", None)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, path, "exec"), ns)
+    finally:
+        sys.argv = saved_argv
+        if ipykernel is not None:
+            sys.modules["ipykernel"] = ipykernel
+    return out.getvalue()
+
+
+def load_stage(i, argv=(), upto="training", root=ROOT):
+    """Namespace of stage i after running every section before section `upto` (None: the whole
+    script) with settings `argv`; ns['_stdout'] holds what it printed."""
+    sections = read_sections(i, root)
+    names = [name for name, _ in sections]
+    if upto is not None and upto not in names:
+        raise CourseError(f"{STAGE_FILES[i]} has no '# === {upto} ===' section")
+    code = "".join(body for _, body in sections[: names.index(upto) if upto else None])
+    ns = {"__file__": str(stage_path(i, root)), "__name__": "stage"}
+    ns["_stdout"] = exec_as_stage(code, i, ns, argv, root)
+    return ns
+
+
+def section_code(i, name, root=ROOT):
+    """Section `name` of stage i compiled, padded with blank lines so that tracebacks and
+    profiles show the script's own line numbers."""
+    text, before = "", 0
+    for section, body in read_sections(i, root):
+        if section == name:
+            text = body
+            break
+        before += body.count("\n")
+    if not text:
+        raise CourseError(f"{STAGE_FILES[i]} has no '# === {name} ===' section")
+    return compile("\n" * before + text, str(stage_path(i, root)), "exec")
+
+
+def machine_info():
+    """What a measurement ran on: platform, Python, CPU count and model."""
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "cpu": cpu}
+
+
+def machine_line(machine):
+    """machine_info() as one line of prose."""
+    cpu = f", {machine['cpu']}" if machine.get("cpu") else ""
+    return f"{machine['platform']}, Python {machine['python']}, {machine['cpu_count']} CPUs{cpu}"
+
+
+def run_child(command, cwd):
+    """Run command; return (returncode, stdout text, stderr text, wall s, usage), usage being
+    the child's own resource usage (ru_maxrss: peak RSS in kB; ru_utime, ru_stime: CPU s)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)
+        # wait4 gives this child's own usage; RUSAGE_CHILDREN would mix in earlier children
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        return (os.waitstatus_to_exitcode(status), out.read().decode("utf-8", "replace"),
+                err.read().decode("utf-8", "replace"), wall, usage)

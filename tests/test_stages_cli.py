@@ -54,7 +54,7 @@ def steps_args(steps):
     return [f"--num_steps={steps}"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cached_run(i, args, hash_seed="0"):
     """run_script, once per distinct (stage, flags, PYTHONHASHSEED) in the session."""
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)

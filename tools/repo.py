@@ -1,5 +1,6 @@
-"""Where the course lives on GitHub: the one place that Open-in-Colab badges, links and data URLs
-read, and the command that moves them all to another repository without re-executing anything.
+"""Move every link to the course's GitHub repository (Colab badges, links, data URLs, the
+in-browser site's owner.github.io/name address) to another repository, without re-executing
+anything. Reads and rewrites GITHUB_REPO in tools/stages.py and every published page.
 
   python tools/repo.py                     print the configured 'owner/name'
   python tools/repo.py --set owner/name    set it here and rewrite every link in place
@@ -10,7 +11,7 @@ read, and the command that moves them all to another repository without re-execu
 Links are rewritten in place in every Markdown page and notebook (outside hidden folders). The
 repository's name is not part of the notebooks' source hash (tools/make_notebooks.py hashes their
 cells with the name replaced by PLACEHOLDER), so their stored outputs stay fresh. Standard library
-only; import it as `import repo` from tools/.
+only.
 """
 import argparse
 import re
@@ -19,10 +20,12 @@ import sys
 from pathlib import Path
 
 import stages
-from stages import COLAB_BADGE, GITHUB_BRANCH, GITHUB_REPO, PLACEHOLDER, colab_url  # noqa: F401
+from stages import GITHUB_BRANCH, GITHUB_REPO, CourseError
+from stages import COLAB_BADGE, PLACEHOLDER, colab_url  # noqa: F401  (old users; going)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = stages.ROOT
 PUBLISHED = ["**/*.md", "**/*.ipynb"]   # every page and notebook, outside hidden folders
+UNPUBLISHED = {"node_modules", "_site"}   # npm's packages and the built site (web/)
 # what comes right before an owner/name: the URL forms the tools write, and the setup cell's
 # `GITHUB_REPO = '...'` line in every notebook
 PREFIXES = r"(https://github\.com/|https://colab\.research\.google\.com/github/|" \
@@ -38,7 +41,7 @@ def site_form(name):
 
 
 def replace_repo(text, old, new):
-    """`text` with owner/name `old` replaced by `new` wherever a link or the setup cell names it."""
+    """`text` with owner/name `old` replaced by `new` wherever a link or the setup names it."""
     text = re.sub(PREFIXES + re.escape(old) + r"(?=[/'\"])", lambda m: m.group(1) + new, text)
     return text.replace(site_form(old), site_form(new))
 
@@ -54,20 +57,21 @@ def named_repos(text):
 
 def published_files(root=ROOT):
     return [path for pattern in PUBLISHED for path in sorted(Path(root).glob(pattern))
-            if not any(part.startswith(".") for part in path.relative_to(root).parts)]
+            if not any(part.startswith(".") or part in UNPUBLISHED
+                       for part in path.relative_to(root).parts)]
 
 
 def from_git(root=ROOT):
-    """owner/name of the github.com remote `origin`; ValueError if there is none."""
+    """owner/name of the github.com remote `origin`; CourseError if there is none."""
     try:
         url = subprocess.run(["git", "remote", "get-url", "origin"], cwd=root, check=True,
                              capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as e:
-        raise ValueError(f'no git remote "origin" ({e})')
+        raise CourseError(f'no git remote "origin" ({e})') from None
     match = re.match(r"^(?:https://|ssh://git@|git@)github\.com[/:]([^/]+/[^/]+?)(?:\.git)?/?$",
                      url)
     if not match:
-        raise ValueError(f"origin is not a github.com repository: {url}")
+        raise CourseError(f"origin is not a github.com repository: {url}")
     return match.group(1)
 
 
@@ -75,7 +79,7 @@ def set_repo(new, root=ROOT):
     """Point every link at `new`: tools/repo.py's GITHUB_REPO and the published files. Returns
     the files changed (paths relative to root)."""
     if not VALID.match(new):
-        raise ValueError(f"not an owner/name: {new!r}")
+        raise CourseError(f"not an owner/name: {new!r}")
     changed = []
     this = Path(root) / "tools" / "stages.py"
     text = this.read_text(encoding="utf-8")
@@ -103,28 +107,21 @@ def main(argv=None):
     group.add_argument("--from-git", action="store_true", help="owner/name from git origin")
     group.add_argument("--check", action="store_true", help="fail on links to another repo")
     args = parser.parse_args(argv)
-    try:
-        if args.check:
-            stale = stale_links()
-            for line in stale:
-                print(line, file=sys.stderr)
-            if stale:
-                print(f"error: links to another repository than {GITHUB_REPO}: run python "
-                      "tools/repo.py --set OWNER/NAME", file=sys.stderr)
-                return 1
-            print(f"every link names {GITHUB_REPO}")
-            return 0
-        if not (args.set or args.from_git):
-            print(GITHUB_REPO)
-            return 0
+    if args.check:
+        stale = stale_links()
+        for line in stale:
+            print(line, file=sys.stderr)
+        if stale:
+            raise CourseError(f"links to another repository than {GITHUB_REPO}: run python "
+                              "tools/repo.py --set OWNER/NAME")
+        print(f"every link names {GITHUB_REPO}")
+    elif args.set or args.from_git:
         new = args.set or from_git()
         changed = set_repo(new)
         print(f"{new}: {len(changed)} files changed" + "".join(f"\n  {p}" for p in changed))
-        return 0
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    else:
+        print(GITHUB_REPO)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stages.run(main)

@@ -7,13 +7,15 @@ Run: python -m pytest -q tests/test_docs_links.py
 import re
 from pathlib import Path
 
+import repo
+
 ROOT = Path(__file__).resolve().parent.parent
 LINK = re.compile(r"\]\(([^)\s]+)\)")   # [text](target)
 
 
 def markdown_pages():
-    return sorted(path for path in ROOT.rglob("*.md")
-                  if not {".git", ".pytest_cache"} & set(path.relative_to(ROOT).parts))
+    """Every Markdown page that is published (outside hidden folders, npm's and the site's)."""
+    return [path for path in repo.published_files(ROOT) if path.suffix == ".md"]
 
 
 def relative_links(text):

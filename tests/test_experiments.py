@@ -37,9 +37,9 @@ def test_code_hash_ignores_comments_and_docstrings_but_not_code():
 
 
 def test_patch_refuses_an_edit_that_matches_twice_or_never():
-    with pytest.raises(ValueError, match="2 times"):
+    with pytest.raises(stages.CourseError, match="2 times"):
         experiments.patch("x = 1\nx = 1\n", [("x = 1", "x = 2")])
-    with pytest.raises(ValueError, match="0 times"):
+    with pytest.raises(stages.CourseError, match="0 times"):
         experiments.patch("x = 1\n", [("y = 1", "y = 2")])
 
 
@@ -73,16 +73,15 @@ def test_quote_gives_the_mean_its_effective_choices_and_its_spread():
     assert quotes["ladder.s5.1000"] == "2.432 nats"
     assert quotes["ladder.s5.1000.choices"] == "11.4"   # e ** 2.432 = 11.38
     assert quotes["ladder.s5.1000.spread"] == "± 0.004 over 3 seeds"
-    assert experiments.quote("samples", stage=5, steps=1000, results=results) == \
-        "50% of 6 samples are training names"
+    assert quotes["samples.s5.1000"] == "50% of 6 samples are training names"
 
 
 def test_ablation_quote_says_whether_every_seed_agrees():
     apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])
-    assert experiments.quote("ablation", name="no_rmsnorm", steps=1000, results=apart) == \
+    assert experiments.quotes(apart)["ablation.no_rmsnorm.1000"] == \
         "+0.030 nats, worse on every seed"
     mixed = fake_results([2.40, 2.41, 2.42], [2.39, 2.42, 2.43])
-    assert experiments.quote("ablation", name="no_rmsnorm", steps=1000, results=mixed) == \
+    assert experiments.quotes(mixed)["ablation.no_rmsnorm.1000"] == \
         "+0.003 nats, within noise: better on some seeds, worse on others"
 
 

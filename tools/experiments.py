@@ -1,32 +1,36 @@
-"""Measure what each concept buys: the six stage scripts over seeds and budgets, and ablations
-of the full model. Generates, in benchmarks/experiments/:
+"""Measure what each concept buys: the six stage scripts over seeds and budgets, ablations of
+stage 3 and of the full model, and the attention demo. Generates, in benchmarks/experiments/:
 
     results.json         every run: stage or ablation, settings, val loss, train loss (last 50
                          steps), samples and how many are names of the data, wall time, and the
                          SHA-256 of the script that ran (an ablation: the patched copy), of its
                          text and of its code (comments and docstrings left out: --check
                          compares that one, so a comment edit does not call for a rerun)
-    README.md            the tables: the ladder, the ablations, the samples, what is missing
+    figures.json         every figure prose may quote as {{exp:KEY}}, as text (stages.fill_figures
+                         fills them in the notebooks and the README), e.g. 'ladder.s3.1000' ->
+                         '2.424 nats', and the keys the plan will measure but has not yet
+    README.md            the tables (text: tools/templates/experiments_readme.md)
     ladder.png           val loss by stage and budget, seed range as error bars
     ablations.png        each ablation's val loss minus the full model's, per seed range
-    ablations/<name>.diff  the change each code ablation makes to train5_adam.py
+    attention_demo.png   the demo's attention weights and val losses
+    ablations/<name>.diff  the change each code ablation makes to its stage script
 
-    python tools/experiments.py           # run every job not yet recorded, then render (about an
-                                          # hour on 2 cores; stop it any time and run it again:
-                                          # each run is written to results.json as it finishes)
+It reads the stage scripts, data/names.txt and data/repeats.txt, tools/attention_probe.py and
+the ablations of tools/templates/ablations.toml.
+
+    python tools/experiments.py           # run every job not yet recorded, then render (hours on
+                                          # 2 cores; stop it any time and run it again: each run
+                                          # is written to results.json as it finishes)
     python tools/experiments.py --plan    # list the jobs still to run and an estimate of the time
-    python tools/experiments.py --render  # only rewrite README.md, figures and diffs
+    python tools/experiments.py --render  # only rewrite figures.json, README.md, figures, diffs
     python tools/experiments.py --quotes  # every figure other tools can quote, by key
     python tools/experiments.py --check   # write nothing, run nothing; exit 1 if results.json
                                           # measured other scripts or patches, or a generated
                                           # file differs from what results.json renders to
 
-A job runs a copy of a stage script (an ablation: a copy of train5_adam.py with a few exact
-text edits, each of which must match exactly once) from a temporary directory, as a subprocess,
-two at a time, in the priority order of plan(). Other tools quote the figures instead of typing
-them: `import experiments; experiments.quote('ladder', stage=3, steps=1000)` gives
-'2.432 ± 0.004 (3 seeds)', and `experiments.quotes()` every such text by key.
-Standard library, plus matplotlib for the figures.
+A job runs a copy of a stage script (an ablation: with a few exact text edits, each of which
+must match exactly once) from a temporary directory, as a subprocess, two at a time, in the
+priority order of plan(). Standard library, plus matplotlib for the figures.
 """
 import argparse
 import ast
@@ -41,10 +45,10 @@ import re
 import sys
 import tempfile
 import time
+import tomllib
 from collections import namedtuple
 from pathlib import Path
 
-import benchmark
 import stages
 
 TOOL = "tools/experiments.py"
@@ -57,113 +61,80 @@ DEMO_PNG = OUT_DIR / "attention_demo.png"
 DIFF_DIR = OUT_DIR / "ablations"
 DATA = stages.ROOT / "data" / "names.txt"
 DEMO_DATA = stages.ROOT / "data" / "repeats.txt"   # the attention demo's strings written twice
+PROBE = Path(__file__).with_name("attention_probe.py")
+TEMPLATE = "experiments_readme.md"
 SEEDS = [1, 2, 3]
 SHORT = 1000   # every stage's default num_steps
 LONG = 10000
 ABLATION_LONG = 3000   # every ablation at 3,000, then at LONG as far as time allows
-FULL_STAGE = 5   # the ablations change train5_adam.py
+FULL_STAGE = 5
 NUM_SAMPLES = 50
 # Rough wall seconds per training step of each stage, run alone on the 2-core machine, for --plan
 SECONDS_PER_STEP = {0: 0.0001, 1: 0.0045, 2: 0.016, 3: 0.025, 4: 0.029, 5: 0.030}
 SECONDS_PER_RUN = 5   # start-up, evaluation on 300 names, 50 samples
 Job = namedtuple("Job", "group name stage steps seed")   # group: ladder, ablation or demo
 # edits: (old, new) text pairs; stage: the script changed, compared with that stage's ladder runs
-Ablation = namedtuple("Ablation", "name title edits settings stage", defaults=[FULL_STAGE])
-CURRENT_ONLY = ("x = attention(q, keys, values)", "x = attention(q, keys[-1:], values[-1:])")
-NO_POSITION = ("x = [t + p for t, p in zip(tok_emb, pos_emb)]", "x = tok_emb")
-NO_RMSNORM = ("    return [xi * scale for xi in x]\n", "    return x\n")
-# Most informative first: plan() runs them in this order.
-ABLATIONS = [
-    Ablation("attention_current", "attention restricted to the current position",
-             [("attention(q_h, k_h, v_h)", "attention(q_h, k_h[-1:], v_h[-1:])")], []),
-    Ablation("no_position", "no position embeddings",
-             [("x = [t + p for t, p in zip(tok_emb, pos_emb)]", "x = tok_emb")], []),
-    Ablation("two_layers", "2 layers instead of 1", [], ["--n_layer=2"]),
-    Ablation("one_head", "1 head instead of 4", [], ["--n_head=1"]),
-    Ablation("no_residual", "no residual connections",
-             [("        x = [a + b for a, b in zip(x, x_residual)]   # residual: the block adds "
-               "to its input\n", ""),
-               ("(n_embd,)\n        x = [a + b for a, b in zip(x, x_residual)]\n",
-                "(n_embd,)\n")], []),
-    Ablation("no_rmsnorm", "no rmsnorm", [NO_RMSNORM], []),
-    Ablation("sgd", "SGD instead of Adam (learning_rate 0.1, as stage 4)",
-             [("p.data -= lr_t * m_hat / (v_hat ** 0.5 + 1e-8)   # 1e-8: their epsilon, for "
-               "v_hat ~ 0", "p.data -= lr_t * p.grad")],
-             ["--learning_rate=0.1"]),
-]
-EXTRA_LONG_ABLATIONS = [a.name for a in ABLATIONS]   # at LONG too, after everything else
-# Stage 3, where context arrives: attention and position embeddings can stand in for each other,
-# so they are measured as a 2 x 2 factorial (with the stage itself), at SHORT and LONG; residual
-# connections and rmsnorm at SHORT.
-STAGE3_ABLATIONS = [
-    Ablation("s3_no_context", "no attention beyond the current position and no position "
-             "embeddings", [CURRENT_ONLY, NO_POSITION], [], 3),
-    Ablation("s3_attention_current", "attention restricted to the current position",
-             [CURRENT_ONLY], [], 3),
-    Ablation("s3_no_position", "no position embeddings", [NO_POSITION], [], 3),
-    Ablation("s3_no_residual", "no residual connections",
-             [("    x = [a + b for a, b in zip(x, x_residual)]   # residual: the block adds to "
-               "its input\n", ""),
-              ("(n_embd,)\n    x = [a + b for a, b in zip(x, x_residual)]\n", "(n_embd,)\n")],
-             [], 3),
-    Ablation("s3_no_rmsnorm", "no rmsnorm", [NO_RMSNORM], [], 3),
-]
-FULL_ABLATIONS = list(ABLATIONS)
-ABLATIONS += STAGE3_ABLATIONS
-FACTORIAL = ["s3_no_context", "s3_attention_current", "s3_no_position"]   # at LONG too
-# The attention demo: stage 3 on data/repeats.txt (three random letters written twice), where
-# the second half can only be predicted by looking back; the stage, and attention restricted to
-# the current position. PROBE, appended to the script, prints attention weights on the val set.
-DEMO_STEPS = 2000   # SGD at stage 3's learning_rate 0.1 has not found the copy by SHORT steps
-DEMO_SETTINGS = ["--learning_rate=0.5"]
-DEMOS = [Ablation("demo_full", "stage 3", [], DEMO_SETTINGS, 3),
-         Ablation("demo_current", "attention restricted to the current position",
-                  [CURRENT_ONLY], DEMO_SETTINGS, 3)]
+Ablation = namedtuple("Ablation", "name title edits settings stage")
+
+
+def read_ablations():
+    """(the data of tools/templates/ablations.toml, {group: [Ablation]})."""
+    data = tomllib.loads((stages.TEMPLATES / "ablations.toml").read_text(encoding="utf-8"))
+    made = {}
+    for group, stage, settings in (("full", FULL_STAGE, []), ("stage3", 3, []),
+                                   ("demo", 3, data["demo_settings"])):
+        made[group] = [Ablation(a["name"], a["title"],
+                                [tuple(data["edits"][e]) for e in a.get("edits", [])],
+                                settings + a.get("settings", []), a.get("stage", stage))
+                       for a in data[group]]
+    return data, made
+
+
+_DATA, _MADE = read_ablations()
+FULL_ABLATIONS = _MADE["full"]   # most informative first: plan() runs them in this order
+STAGE3_ABLATIONS = _MADE["stage3"]
+ABLATIONS = FULL_ABLATIONS + STAGE3_ABLATIONS
+DEMOS = _MADE["demo"]   # the stage itself, and attention on the current position only
+DEMO_STEPS = _DATA["demo_steps"]
+DEMO_SETTINGS = _DATA["demo_settings"]
+FACTORIAL = _DATA["factorial"]   # stage 3's attention x position embeddings, also at LONG
 ABLATION_BY_NAME = {a.name: a for a in ABLATIONS + DEMOS}
-PROBE = Path(__file__).with_name("attention_probe.py")
-
-
-class Stale(Exception):
-    """The committed results or generated files do not match the scripts and this tool."""
 
 
 # ---------------------------------------------------------------- the plan
 def data_split():
-    """(training names, all names of the data file), as stage 0's own code splits them."""
-    scope, _ = benchmark.load_stage(0, stages.ROOT, [f"--data_path={DATA}"])
-    return set(scope["train_docs"]), set(scope["docs"]), len(scope["train_docs"])
+    """(training names, all names of the data file, number of training names), as stage 0's own
+    code splits them."""
+    ns = stages.load_stage(0, [f"--data_path={DATA}"])
+    return set(ns["train_docs"]), set(ns["docs"]), len(ns["train_docs"])
 
 
 def plan(num_train=None):
     """Every job, in the order they run: (1) the ladder at SHORT, (2) the ablations at SHORT,
     (3) the ladder at LONG, (4) the ablations at ABLATION_LONG (with the full model first if
-    that is not LONG), (5) EXTRA_LONG_ABLATIONS at LONG, (6) stage 3's factorial of attention x
-    position embeddings at LONG (the longest runs first), (7) the attention demo, (8) stage 3's
-    ablations at SHORT. Stage 2 computes what stage 1
-    computes (tests/test_math.py, to 1e-9), so it is not run at LONG. Stage 0 also runs one
-    full epoch (num_train steps)."""
+    that is not LONG), (5) every full-model ablation at LONG, (6) stage 3's factorial of
+    attention x position embeddings at LONG, (7) the attention demo, (8) stage 3's ablations at
+    SHORT. Stage 2 computes what stage 1 computes (tests/test_math.py, to 1e-9), so it is not
+    run at LONG. Stage 0 also runs one full epoch (num_train steps)."""
     if num_train is None:
         num_train = data_split()[2]
     ladder = lambda stage, steps: [Job("ladder", f"stage{stage}", stage, steps, s) for s in SEEDS]
     ablation = lambda name, steps, group="ablation": [
         Job(group, name, ABLATION_BY_NAME[name].stage, steps, s) for s in SEEDS]
-    full_model = [a for a in ABLATIONS if a.stage == FULL_STAGE]
     jobs = []
     for stage in range(len(stages.STAGE_FILES)):
         jobs += ladder(stage, SHORT)
     jobs += ladder(0, num_train)
-    for a in full_model:
+    for a in FULL_ABLATIONS:
         jobs += ablation(a.name, SHORT)
     for stage in range(len(stages.STAGE_FILES)):
         if stage != 2:
             jobs += ladder(stage, LONG)
     if ABLATION_LONG != LONG:
         jobs += ladder(FULL_STAGE, ABLATION_LONG)
-    for a in full_model:
+    for a in FULL_ABLATIONS:
         jobs += ablation(a.name, ABLATION_LONG)
-    for name in EXTRA_LONG_ABLATIONS:
-        jobs += ablation(name, LONG)
-    for name in FACTORIAL:
+    for name in [a.name for a in FULL_ABLATIONS] + FACTORIAL:
         jobs += ablation(name, LONG)
     for demo in DEMOS:
         jobs += ablation(demo.name, DEMO_STEPS, "demo")
@@ -172,12 +143,30 @@ def plan(num_train=None):
     return jobs
 
 
+def planned_keys(jobs):
+    """The keys of figures.json that the jobs measure once they have all run."""
+    keys = set()
+    for job in jobs:
+        if job.group == "ladder":
+            keys |= {f"ladder.s{job.stage}.{job.steps}{field}"
+                     for field in ("", ".choices", ".spread")}
+            keys.add(f"samples.s{job.stage}.{job.steps}")
+            continue
+        if job.group == "demo":
+            keys |= {f"demo.{field}" for field in ("max_weight", "max_weight.min", "on_match",
+                                                   "on_match.min", "floor", "length",
+                                                   f"val.{job.name}")}
+        keys |= {f"ablation.{job.name}.{job.steps}", f"ablation.{job.name}.{job.steps}.val"}
+    return keys
+
+
 def patch(text, edits):
     """text with each (old, new) edit applied; each old must occur exactly once."""
     for old, new in edits:
         count = text.count(old)
         if count != 1:
-            raise ValueError(f"ablation edit {old.strip()!r} matches {count} times, not once")
+            raise stages.CourseError(f"ablation edit {old.strip()!r} matches {count} times, "
+                                     "not once")
         text = text.replace(old, new)
     return text
 
@@ -231,15 +220,21 @@ def estimate_s(job):
 
 
 # ---------------------------------------------------------------- running
-def parse_output(out):
-    """The figures a stage script prints: num_params, train_loss_last50, val_loss, samples."""
+def parse_output(out, demo=False):
+    """The figures a stage script prints: num_params, train_loss_last50, val_loss, samples, and
+    for the demo what tools/attention_probe.py prints."""
     row = {}
     for key in ("num_params", "train_loss_last50", "val_loss"):
-        match = re.search(benchmark.OUTPUT_FIELDS[key], out, re.MULTILINE)
+        match = re.search(stages.OUTPUT_FIELDS[key], out, re.MULTILINE)
         if not match:
-            raise ValueError(f"no line matching {benchmark.OUTPUT_FIELDS[key]!r} in the output")
+            raise ValueError(f"no line matching {stages.OUTPUT_FIELDS[key]!r} in the output")
         row[key] = int(match.group(1)) if key == "num_params" else float(match.group(1))
     row["samples"] = re.findall(r"^sample \d+: (.*)$", out, re.MULTILINE)
+    if demo:
+        probe = re.search(r"^attention: (.*)$", out, re.MULTILINE)
+        if not probe:
+            raise ValueError("no 'attention: ...' line from tools/attention_probe.py")
+        row["attention"] = json.loads(probe.group(1))
     return row
 
 
@@ -255,23 +250,13 @@ def run_job(job, train_names, data_names):
         data = DEMO_DATA if job.group == "demo" else DATA
         command = [sys.executable, name, *settings, f"--data_path={data}"]
         load_before = os.getloadavg()[0]
-        code, out, err, wall, usage = benchmark.run_child(command, cwd=tmp)
-    if code != 0:
-        run["error"] = (err.strip().splitlines() or ["(no message)"])[-1]
-        run["val_loss"] = run["train_loss_last50"] = None
-        run["samples"] = []
-    else:
-        try:
-            run.update(parse_output(out))
-            if job.group == "demo":
-                probe = re.search(r"^attention: (.*)$", out, re.MULTILINE)
-                if not probe:
-                    raise ValueError("no 'attention: ...' line from tools/attention_probe.py")
-                run["attention"] = json.loads(probe.group(1))
-        except ValueError as e:
-            run["error"] = str(e)
-            run["val_loss"] = run["train_loss_last50"] = None
-            run["samples"] = []
+        code, out, err, wall, usage = stages.run_child(command, cwd=tmp)
+    try:
+        if code != 0:
+            raise ValueError((err.strip().splitlines() or ["(no message)"])[-1])
+        run.update(parse_output(out, job.group == "demo"))
+    except ValueError as e:
+        run.update(error=str(e), val_loss=None, train_loss_last50=None, samples=[])
     run["samples_in_train"] = sum(1 for s in run["samples"] if s in train_names)
     run["samples_in_data"] = sum(1 for s in run["samples"] if s in data_names)
     run["wall_s"] = round(wall, 1)
@@ -282,7 +267,8 @@ def run_job(job, train_names, data_names):
 
 def load_results():
     if not RESULTS.exists():
-        return {"runs": []}
+        raise stages.CourseError(f"{RESULTS.relative_to(stages.ROOT)} is missing: run python "
+                                 f"{TOOL}")
     return json.loads(RESULTS.read_text(encoding="utf-8"))
 
 
@@ -291,8 +277,8 @@ def save_results(runs, jobs):
     order = {job_key(job): i for i, job in enumerate(jobs)}
     runs = sorted(runs, key=lambda r: order.get(record_key(r), len(order)))
     data = {"generated": f"by {TOOL}; do not edit: rerun the tool",
-            "machine": benchmark.machine_info(), "data": "data/names.txt", "runs": runs}
-    carried = load_results().get("carried_over")   # a note that older runs were carried over
+            "machine": stages.machine_info(), "data": "data/names.txt", "runs": runs}
+    carried = RESULTS.exists() and load_results().get("carried_over")   # older runs carried over
     if carried:
         data["carried_over"] = carried
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -301,32 +287,26 @@ def save_results(runs, jobs):
     os.replace(tmp, RESULTS)
 
 
-def expected_hashes(jobs):
-    """{(group, name, stage): code_sha256 of the script those jobs run now}."""
-    hashes = {}
-    for job in jobs:
-        where = (job.group, job.name, job.stage)
-        if where not in hashes:
-            hashes[where] = code_sha256(job_script(job)[1])
-    return hashes
-
-
 def fresh_runs(runs, jobs):
     """The runs that measured a job of the plan with today's script and settings."""
     by_key = {job_key(job): job for job in jobs}
-    hashes = expected_hashes(jobs)
+    hashes = {}   # (group, name, stage): code_sha256 of the script those jobs run now
     fresh = []
     for run in runs:
         job = by_key.get(record_key(run))
-        if job and run["code_sha256"] == hashes[(job.group, job.name, job.stage)] \
-                and run["settings"] == job_settings(job):
+        if job is None:
+            continue
+        where = (job.group, job.name, job.stage)
+        if where not in hashes:
+            hashes[where] = code_sha256(job_script(job)[1])
+        if run["code_sha256"] == hashes[where] and run["settings"] == job_settings(job):
             fresh.append(run)
     return fresh
 
 
 def pending(jobs):
     """(fresh runs recorded, jobs of the plan still to run)."""
-    runs = fresh_runs(load_results()["runs"], jobs)
+    runs = fresh_runs(load_results()["runs"] if RESULTS.exists() else [], jobs)
     done = {record_key(run) for run in runs}
     return runs, [job for job in jobs if job_key(job) not in done]
 
@@ -369,8 +349,10 @@ def val_by_seed(runs, group, name, steps):
             and r["num_steps"] == steps and r["val_loss"] is not None}
 
 
-def ablation_budgets(runs, name):
-    return sorted({r["num_steps"] for r in runs if r["group"] != "ladder" and r["name"] == name})
+def ladder_runs(runs, stage, steps):
+    """The finished ladder runs of a stage at a budget."""
+    return [r for r in runs if r["group"] == "ladder" and r["stage"] == stage
+            and r["num_steps"] == steps and r["val_loss"] is not None]
 
 
 def comparison(runs, name, steps):
@@ -398,10 +380,8 @@ def comparison(runs, name, steps):
     return a, f, d, verdict
 
 
-def figures(results=None):
-    """Flat {name: number} of every figure the README tables show, e.g. 'ladder.s3.1000.mean',
-    'ablation.attention_current.3000.diff', 'samples.s5.1000.in_train' (a share, 0-1)."""
-    runs = (results or load_results())["runs"]
+def ladder_figures(runs):
+    """The ladder's and the samples' part of figures()."""
     out = {}
     for stage in range(len(stages.STAGE_FILES)):
         for steps in sorted({r["num_steps"] for r in runs if r["stage"] == stage}):
@@ -409,16 +389,24 @@ def figures(results=None):
             if values:
                 for field, value in stats(list(values.values()))._asdict().items():
                     out[f"ladder.s{stage}.{steps}.{field}"] = value
-            mine = [r for r in runs if r["group"] == "ladder" and r["stage"] == stage
-                    and r["num_steps"] == steps and r["val_loss"] is not None]
+            mine = ladder_runs(runs, stage, steps)
             num_samples = sum(len(r["samples"]) for r in mine)
             if num_samples:
                 out[f"samples.s{stage}.{steps}.n"] = num_samples
                 for field in ("in_train", "in_data"):
                     count = sum(r[f"samples_{field}"] for r in mine)
                     out[f"samples.s{stage}.{steps}.{field}"] = count / num_samples
+    return out
+
+
+def figures(results):
+    """Flat {name: number} of every figure the README tables show, e.g. 'ladder.s3.1000.mean',
+    'ablation.attention_current.3000.diff', 'samples.s5.1000.in_train' (a share, 0-1)."""
+    runs = results["runs"]
+    out = ladder_figures(runs)
     for a in ABLATIONS + DEMOS[1:]:
-        for steps in ablation_budgets(runs, a.name):
+        for steps in sorted({r["num_steps"] for r in runs
+                             if r["group"] != "ladder" and r["name"] == a.name}):
             found = comparison(runs, a.name, steps)
             if found:
                 ablated, _, diff, verdict = found
@@ -460,7 +448,7 @@ def every_seed(diff_min, diff_max):
     return "within noise: better on some seeds, worse on others"
 
 
-def quotes(results=None):
+def quotes(results):
     """{key: text} for prose, in plain figures (README and notebooks explain once how they are
     measured): 'ladder.s3.1000' -> '2.424 nats' (the mean over seeds), 'ladder.s3.1000.choices'
     -> '11.3' (e to the loss: the effective number of choices per letter),
@@ -475,7 +463,8 @@ def quotes(results=None):
         if key.startswith("ladder.") and key.endswith(".mean"):
             out[base] = f"{fig[key]:.3f} nats"
             out[base + ".choices"] = f"{math.exp(fig[key]):.1f}"
-            out[base + ".spread"] = f"± {fig[base + '.std']:.3f} over {seeds_text(fig[base + '.n'])}"
+            spread = f"{fig[base + '.std']:.3f} over {seeds_text(fig[base + '.n'])}"
+            out[base + ".spread"] = f"± {spread}"
         elif key.startswith("ablation.") and key.endswith(".diff"):
             out[base + ".val"] = f"{fig[base + '.mean']:.3f} nats"
             out[base] = (f"{round(fig[key], 3) + 0.0:+.3f} nats, "   # + 0.0: no '-0.000'
@@ -490,19 +479,26 @@ def quotes(results=None):
     return out
 
 
-def quote(kind, stage=None, steps=SHORT, name=None, results=None):
-    """quote('ladder', stage=3, steps=1000), quote('ablation', name='no_rmsnorm', steps=3000),
-    quote('samples', stage=5, steps=10000): the text quotes() has for that key."""
-    key = f"{kind}.{name}.{steps}" if kind == "ablation" else f"{kind}.s{stage}.{steps}"
-    found = quotes(results)
-    if key not in found:
-        raise KeyError(f"no measured figure {key!r} in {RESULTS.relative_to(stages.ROOT)}")
-    return found[key]
+def figures_json(results, jobs):
+    """The text of figures.json: what stages.fill_figures reads."""
+    quoted = quotes(results)
+    data = {"generated": f"by {TOOL} --render from results.json; do not edit: rerun the tool",
+            "budgets": {"SHORT": SHORT, "LONG": LONG, "ABLATION_LONG": ABLATION_LONG},
+            "figures": quoted, "not_measured": sorted(planned_keys(jobs) - set(quoted))}
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
-# ---------------------------------------------------------------- rendering
+# ---------------------------------------------------------------- the README
 def fmt_stats(s):
     return f"{s.mean:.4f} ± {s.std:.4f} ({s.min:.4f}–{s.max:.4f})"
+
+
+def fmt_diff(d):
+    return f"{d.mean:+.4f} ({d.min:+.4f} to {d.max:+.4f})"
+
+
+def fmt_val(values):
+    return fmt_stats(stats(list(values.values()))) if values else "not measured"
 
 
 def label(name):
@@ -512,8 +508,167 @@ def label(name):
     return name.replace("stage", "stage ")
 
 
-def generated_line(what):
-    return f"generated by {TOOL} from results.json ({what}); do not edit: rerun the tool"
+def ladder_rows(runs, jobs, num_train):
+    """(rows of the ladder table, whether stage 2's LONG cell says it is stage 1's figure)."""
+    rows, reused = [], False
+    for stage, script in enumerate(stages.STAGE_FILES):
+        cells = [str(stage), f"[{script}](../../{script})", stages.CONCEPTS[stage]]
+        for steps in (SHORT, LONG, num_train):
+            values = val_by_seed(runs, "ladder", f"stage{stage}", steps)
+            if values:
+                cells.append(fmt_val(values))
+            elif stage == 2 and steps == LONG:
+                reused = True
+                cells.append("not run: the same as stage 1 †")
+            elif ("ladder", f"stage{stage}", steps, SEEDS[0]) in map(job_key, jobs):
+                cells.append("not measured")
+            else:
+                cells.append("-")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows, reused
+
+
+def ladder_note(runs):
+    one = val_by_seed(runs, "ladder", "stage1", SHORT)
+    two = val_by_seed(runs, "ladder", "stage2", SHORT)
+    same = ", ".join(str(s) for s in sorted(one) if s in two and one[s] == two[s])
+    return stages.template(TEMPLATE, "ladder_note", seeds=same or "none", long=f"{LONG:,}")
+
+
+def ablation_rows(runs, jobs):
+    rows = []
+    for stage in sorted({a.stage for a in ABLATIONS}, reverse=True):
+        for steps in sorted({j.steps for j in jobs if j.group == "ablation" and j.stage == stage}):
+            full = fmt_val(val_by_seed(runs, "ladder", f"stage{stage}", steps))
+            rows.append(f"| {stage} | unchanged | - | {steps:,} | {full} | - | - |")
+    for a in ABLATIONS:
+        change = [f"[diff](ablations/{a.name}.diff)"] if a.edits else []
+        change = " ".join(change + [f"`{s}`" for s in a.settings])
+        for steps in sorted({j.steps for j in jobs if j.name == a.name}):
+            found = comparison(runs, a.name, steps)
+            errors = [r["error"] for r in runs if r["name"] == a.name
+                      and r["num_steps"] == steps and r.get("error")]
+            if found:
+                cells = [fmt_stats(found[0]), fmt_diff(found[2]), found[3]]
+            else:
+                cells = ["failed: " + errors[0] if errors else "not measured", "-", "-"]
+            rows.append(f"| {a.stage} | {a.title} | {change} | {steps:,} | " + " | ".join(cells)
+                        + " |")
+    return rows
+
+
+def sgd_note(runs):
+    sgd = val_by_seed(runs, "ablation", "sgd", SHORT)
+    four = val_by_seed(runs, "ladder", "stage4", SHORT)
+    both = sorted(set(sgd) & set(four))
+    if not both:
+        return ""
+    gap = max(abs(sgd[s] - four[s]) for s in both)
+    same = "equal to stage 4's" if gap == 0 else f"within {gap:.4f} of stage 4's"
+    return stages.template(TEMPLATE, "sgd_note", short=f"{SHORT:,}", long=f"{LONG:,}",
+                           same=same, seeds=", ".join(map(str, both)))
+
+
+def factorial_rows(runs):
+    """The 2 x 2 of stage 3: attention beyond the current position x position embeddings."""
+    models = [("stage3", "ladder", "attention and position embeddings (stage 3)"),
+              ("s3_no_position", "ablation", "attention, no position embeddings"),
+              ("s3_attention_current", "ablation", "position embeddings, attention on the "
+               "current position only"),
+              ("s3_no_context", "ablation", "neither: the next letter from the current one")]
+    rows = []
+    for steps in (SHORT, LONG):
+        for name, group, title in models:
+            found = comparison(runs, name, steps) if group == "ablation" else None
+            val = fmt_val(val_by_seed(runs, group, name, steps))
+            diff = fmt_diff(found[2]) if found else "-"
+            rows.append(f"| {steps:,} | {title} | {val} | {diff} |")
+        mlp = val_by_seed(runs, "ladder", "stage2", steps) or val_by_seed(runs, "ladder",
+                                                                          "stage1", steps)
+        rows.append(f"| {steps:,} | stages 1 and 2 (the MLP on the current letter) | "
+                    f"{fmt_val(mlp)} | - |")
+    return rows
+
+
+def demo_rows(runs):
+    """The attention demo, seed by seed: stage 3 on strings written twice."""
+    full = {r["seed"]: r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")}
+    current = val_by_seed(runs, "demo", DEMOS[1].name, DEMO_STEPS)
+    rows = []
+    for seed in SEEDS:
+        run = full.get(seed)
+        if run is None or seed not in current:
+            rows.append(f"| {seed} | not measured | - | - | - |")
+            continue
+        rows.append(f"| {seed} | {run['val_loss']:.4f} | {current[seed]:.4f} | "
+                    f"{run['attention']['max_weight']:.4f} | {run['attention']['on_match']:.4f} |")
+    return rows
+
+
+def demo_note(fig):
+    if "demo.floor" not in fig:
+        return ""
+    return stages.template(TEMPLATE, "demo_note", length=fig["demo.length"],
+                           predictions=2 * fig["demo.length"] + 1,
+                           floor=f"{fig['demo.floor']:.4f}", twice=f"{2 * fig['demo.floor']:.4f}")
+
+
+def sample_rows(runs, jobs):
+    rows = []
+    for stage in range(len(stages.STAGE_FILES)):
+        for steps in sorted({j.steps for j in jobs if j.group == "ladder" and j.stage == stage}):
+            mine = ladder_runs(runs, stage, steps)
+            n = sum(len(r["samples"]) for r in mine)
+            if not n:
+                continue
+            in_train = sum(r["samples_in_train"] for r in mine)
+            in_data = sum(r["samples_in_data"] for r in mine)
+            first = [r for r in mine if r["seed"] == SEEDS[0]] or mine
+            examples = ", ".join(s or "(empty)" for s in first[0]["samples"][:6])
+            distinct = len({sample for r in mine for sample in r["samples"]})
+            rows.append(f"| {stage} | {steps:,} | {n} | {distinct} | {in_train / n:.0%} "
+                        f"({in_train}) | {in_data / n:.0%} ({in_data}) | {examples} |")
+    return rows
+
+
+def missing_text(runs, jobs):
+    done = {record_key(r) for r in runs}
+    groups = {}
+    for j in jobs:
+        if job_key(j) not in done:
+            groups.setdefault((j.name, j.steps), []).append(str(j.seed))
+    if not groups:
+        return "Every job of the plan was measured."
+    lines = [f"- {label(name)} at {steps:,} steps, seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(seeds)}" for (name, steps), seeds in groups.items()]
+    return stages.template(TEMPLATE, "missing", jobs="\n".join(lines))
+
+
+def runtime_rows(runs):
+    walls = {}
+    for r in runs:
+        walls.setdefault((r["name"], r["num_steps"]), []).append(r["wall_s"])
+    return [f"| {label(name)} | {steps:,} | {s.n} | {s.mean:.1f} ({s.min:.1f}–{s.max:.1f}) |"
+            for (name, steps), s in ((key, stats(values)) for key, values in walls.items())]
+
+
+def render_readme(results, num_train):
+    """The text of README.md: the template's page with every table filled in."""
+    runs = results["runs"]
+    jobs = plan(num_train)
+    ladder, reused = ladder_rows(runs, jobs, num_train)
+    seeds = ", ".join(map(str, SEEDS))
+    return stages.template(
+        TEMPLATE, "page", seeds=seeds, num_samples=NUM_SAMPLES, seed=SEEDS[0],
+        machine=stages.machine_line(results["machine"]), short=f"{SHORT:,}", long=f"{LONG:,}",
+        epoch=f"{num_train:,}", ladder_rows="\n".join(ladder),
+        ladder_note=ladder_note(runs) if reused else "",
+        ablation_rows="\n".join(ablation_rows(runs, jobs)), sgd_note=sgd_note(runs),
+        factorial_rows="\n".join(factorial_rows(runs)), demo_steps=f"{DEMO_STEPS:,}",
+        demo_settings=" ".join(DEMO_SETTINGS), demo_rows="\n".join(demo_rows(runs)),
+        demo_note=demo_note(figures(results)), sample_rows="\n".join(sample_rows(runs, jobs)),
+        missing=missing_text(runs, jobs), runtime_rows="\n".join(runtime_rows(runs)),
+        runs=len(runs), hours=f"{sum(r['wall_s'] for r in runs) / 3600:.1f}") + "\n"
 
 
 def ablation_diff(ablation):
@@ -528,275 +683,67 @@ def ablation_diff(ablation):
     return head + "".join(diff)
 
 
-def render_readme(results, num_train):
-    runs = results["runs"]
-    jobs = plan(num_train)
-    lines = [f"<!-- {generated_line('the text is in the tool')} -->",
-             "# What each concept buys: measurements", "",
-             f"Made by `python {TOOL}`, which runs each job not yet recorded in "
-             "[results.json](results.json) (resumable), then rewrites this page, the figures and "
-             f"the ablation diffs; `python {TOOL} --check` fails when any of them is stale. "
-             "Val loss is the mean cross-entropy, in nats per character, on the 300 held-out "
-             f"names. Every configuration runs with seeds {', '.join(map(str, SEEDS))}: "
-             "'mean ± std (min–max)' gives the mean, the sample standard deviation and the range "
-             f"over the seeds. Each run samples {NUM_SAMPLES} names. Measured on "
-             f"{benchmark.machine_line(results['machine'])}, two runs at a time.", "",
-             f"## The ladder: every stage at {SHORT:,} and {LONG:,} steps", "",
-             "![val loss by stage and budget](ladder.png)", "",
-             f"| stage | script | concept | {SHORT:,} steps (default) | {LONG:,} steps | "
-             f"one epoch ({num_train:,} steps) |", "|---:|---|---|---:|---:|---:|"]
-    reused = False
-    for stage, script in enumerate(stages.STAGE_FILES):
-        cells = [str(stage), f"[{script}](../../{script})", stages.CONCEPTS[stage]]
-        for steps in (SHORT, LONG, num_train):
+# ---------------------------------------------------------------- the figures
+def ladder_figure(runs, num_train, plt):
+    """Val loss by stage, one series per budget, the seed range as error bars."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    series = [(SHORT, f"{SHORT:,} steps", "o", -0.15, "C0"),
+              (LONG, f"{LONG:,} steps", "s", 0.0, "C1"),
+              (num_train, f"one epoch ({num_train:,} steps)", "^", 0.15, "C2")]
+    for steps, name, marker, offset, color in series:
+        xs, means, low, high = [], [], [], []
+        for stage in range(len(stages.STAGE_FILES)):
             values = val_by_seed(runs, "ladder", f"stage{stage}", steps)
             if values:
-                cells.append(fmt_stats(stats(list(values.values()))))
-            elif stage == 2 and steps == LONG:
-                reused = True
-                cells.append("not run: the same as stage 1 †")
-            elif any(job_key(j) == ("ladder", f"stage{stage}", steps, SEEDS[0]) for j in jobs):
-                cells.append("not measured")
-            else:
-                cells.append("-")
-        lines.append("| " + " | ".join(cells) + " |")
-    if reused:
-        one = val_by_seed(runs, "ladder", "stage1", SHORT)
-        two = val_by_seed(runs, "ladder", "stage2", SHORT)
-        same = sorted(s for s in one if s in two and one[s] == two[s])
-        lines += ["", f"† Stage 2 computes what stage 1 computes with autograd instead of "
-                  "hand-written gradients: `tests/test_math.py::test_stage2_losses_equal_stage1_"
-                  "losses` proves every step's loss equal to 1e-9, and at 1,000 steps the val "
-                  f"losses printed here are equal for seeds {', '.join(map(str, same)) or 'none'}"
-                  f". So stage 2 at {LONG:,} steps is not run: it is stage 1's figure."]
-    lines += ["", "## Ablations of stage 3 and of the full model (stage 5)", "",
-              "Each ablation changes one thing in a copy of `train3_single_head.py` or "
-              "`train5_adam.py`: a few lines (the "
-              "diff is linked) or a setting. 'Difference' is the ablation's val loss minus the "
-              "unchanged stage's for the same seed (same initialization and data order where the "
-              "change leaves the parameters alone), as a mean and the per-seed range; positive "
-              "means the model is worse without the concept. 'Beyond the seed spread' means "
-              "every seed of the ablation is worse (or every one better) than every seed of the "
-              "full model.", "", "![ablations: val loss difference to the full model]"
-              "(ablations.png)", "",
-              "| stage | ablation | change | steps | val loss, mean ± std (min–max) | difference "
-              "to the stage, mean (per-seed min to max) | beyond the seed spread? |",
-              "|---:|---|---|---:|---:|---:|---|"]
-    for stage in sorted({a.stage for a in ABLATIONS}, reverse=True):
-        for steps in sorted({j.steps for j in jobs if j.group == "ablation" and j.stage == stage}):
-            values = val_by_seed(runs, "ladder", f"stage{stage}", steps)
-            full = fmt_stats(stats(list(values.values()))) if values else "not measured"
-            lines.append(f"| {stage} | unchanged | - | {steps:,} | {full} | - | - |")
-    for a in ABLATIONS:
-        change = f"[diff](ablations/{a.name}.diff)" if a.edits else ""
-        change = " ".join(filter(None, [change, *(f"`{s}`" for s in a.settings)]))
-        for steps in sorted({j.steps for j in jobs if j.name == a.name}):
+                s = stats(list(values.values()))
+                xs.append(stage + offset)
+                means.append(s.mean)
+                low.append(s.mean - s.min)
+                high.append(s.max - s.mean)
+        if xs:
+            ax.errorbar(xs, means, yerr=[low, high], fmt=marker, capsize=3, label=name,
+                        color=color)
+    ax.set_xticks(range(len(stages.STAGE_FILES)))
+    ax.set_xticklabels([f"{k}\n{stages.CONCEPTS[k]}" for k in range(len(stages.STAGE_FILES))],
+                       fontsize=7)
+    ax.set_xlabel("stage")
+    ax.set_ylabel("val loss (nats per character)")
+    ax.set_title(f"Val loss by stage and budget: mean, bars = min-max over {len(SEEDS)} seeds")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return png_bytes(fig, plt)
+
+
+def ablations_figure(runs, num_train, plt):
+    """Each full-model ablation's paired difference to stage 5, one series per budget."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    budgets = sorted({j.steps for j in plan(num_train) if j.group == "ablation"
+                      and j.stage == FULL_STAGE})
+    width = 0.8 / max(1, len(budgets))
+    for b, steps in enumerate(budgets):
+        ys, diffs, low, high = [], [], [], []
+        for i, a in enumerate(FULL_ABLATIONS):
             found = comparison(runs, a.name, steps)
-            errors = [r for r in runs if r["name"] == a.name and r["num_steps"] == steps
-                      and r.get("error")]
             if found:
-                ablated, _, d, verdict = found
-                cells = [fmt_stats(ablated), f"{d.mean:+.4f} ({d.min:+.4f} to {d.max:+.4f})",
-                         verdict]
-            elif errors:
-                cells = ["failed: " + errors[0]["error"], "-", "-"]
-            else:
-                cells = ["not measured", "-", "-"]
-            lines.append(f"| {a.stage} | {a.title} | {change} | {steps:,} | " + " | ".join(cells)
-                         + " |")
-    sgd = val_by_seed(runs, "ablation", "sgd", SHORT)
-    four = val_by_seed(runs, "ladder", "stage4", SHORT)
-    both = sorted(set(sgd) & set(four))
-    if both:
-        gap = max(abs(sgd[s] - four[s]) for s in both)
-        same = "equal to stage 4's" if gap == 0 else f"within {gap:.4f} of stage 4's"
-        lines += ["", f"The SGD ablation is stage 4's model, initialization and update in stage "
-                  f"5's script: at {SHORT:,} steps its val losses are {same} for seeds "
-                  f"{', '.join(map(str, both))}, so the ladder's stage 4 row shows it at "
-                  f"{LONG:,} steps too."]
-    lines += factorial_lines(runs) + demo_lines(runs)
-    lines += ["", "## Samples: how many are names the model was trained on", "",
-              f"Each run samples {NUM_SAMPLES} names at temperature 0.5; the shares count all "
-              "seeds' samples, a name sampled twice twice; 'distinct' counts each name once. "
-              "'Names in the data file' also counts the 300 held-out names.", "",
-              "| stage | steps | samples | distinct | training names | names in the data file | "
-              f"examples (seed {SEEDS[0]}) |", "|---:|---:|---:|---:|---:|---:|---|"]
-    for stage in range(len(stages.STAGE_FILES)):
-        for steps in sorted({j.steps for j in jobs if j.group == "ladder" and j.stage == stage}):
-            mine = [r for r in runs if r["group"] == "ladder" and r["stage"] == stage
-                    and r["num_steps"] == steps and r["val_loss"] is not None]
-            n = sum(len(r["samples"]) for r in mine)
-            if not n:
-                continue
-            in_train = sum(r["samples_in_train"] for r in mine)
-            in_data = sum(r["samples_in_data"] for r in mine)
-            first = [r for r in mine if r["seed"] == SEEDS[0]] or mine
-            examples = ", ".join(s or "(empty)" for s in first[0]["samples"][:6])
-            distinct = len({sample for r in mine for sample in r["samples"]})
-            lines.append(f"| {stage} | {steps:,} | {n} | {distinct} | {in_train / n:.0%} "
-                         f"({in_train}) | {in_data / n:.0%} ({in_data}) | {examples} |")
-    done = {record_key(r) for r in runs}
-    missing = [j for j in jobs if job_key(j) not in done]
-    lines += ["", "## What was not measured", ""]
-    if missing:
-        groups = {}
-        for j in missing:
-            groups.setdefault((j.group, j.name, j.steps), []).append(str(j.seed))
-        for (group, name, steps), seeds in groups.items():
-            lines.append(f"- {label(name)} at {steps:,} steps, seed{'s' if len(seeds) > 1 else ''} "
-                         f"{', '.join(seeds)}")
-        lines.append("")
-        lines.append("Run the tool again to measure them (it skips the recorded runs).")
-    else:
-        lines.append("Every job of the plan was measured.")
-    lines += ["", "## Run time", "",
-              "Wall seconds of one run (training, evaluation, sampling), two runs at a time on "
-              "the machine above while other programs ran too: a guide, not a benchmark.", "",
-              "| run | steps | runs | wall s per run, mean (min–max) |", "|---|---:|---:|---:|"]
-    walls = {}
-    for r in runs:
-        walls.setdefault((r["name"], r["num_steps"]), []).append(r["wall_s"])
-    for (name, steps), values in walls.items():
-        s = stats(values)
-        lines.append(f"| {label(name)} | {steps:,} | {s.n} | {s.mean:.1f} "
-                     f"({s.min:.1f}–{s.max:.1f}) |")
-    wall = sum(r["wall_s"] for r in runs)
-    lines += ["", f"{len(runs)} runs, {wall / 3600:.1f} hours of run time in all."]
-    return "\n".join(lines) + "\n"
-
-
-def factorial_lines(runs):
-    """The 2 x 2 of stage 3: attention beyond the current position x position embeddings."""
-    cells = [("stage3", "ladder", "attention and position embeddings (stage 3)"),
-             ("s3_no_position", "ablation", "attention, no position embeddings"),
-             ("s3_attention_current", "ablation", "position embeddings, attention on the current "
-              "position only"),
-             ("s3_no_context", "ablation", "neither: the next letter from the current one")]
-    lines = ["", "## Stage 3: where the context comes from", "",
-             "Attention and position embeddings can stand in for each other (attention without "
-             "positions still averages over the earlier letters; positions without attention "
-             "still tell the model how far into the name it is), so they are measured together: "
-             "the four combinations, each with seeds " + ", ".join(map(str, SEEDS)) + ". Val loss "
-             "mean ± std (min–max); the last row of each budget is the MLP of stages 1 and 2 "
-             "for comparison.", "", "| steps | model | val loss | difference to stage 3, mean "
-             "(per-seed min to max) |", "|---:|---|---:|---:|"]
-    for steps in (SHORT, LONG):
-        for name, group, title in cells:
-            values = val_by_seed(runs, group, name, steps)
-            found = comparison(runs, name, steps) if group == "ablation" else None
-            diff = (f"{found[2].mean:+.4f} ({found[2].min:+.4f} to {found[2].max:+.4f})"
-                    if found else "-")
-            val = fmt_stats(stats(list(values.values()))) if values else "not measured"
-            lines.append(f"| {steps:,} | {title} | {val} | {diff} |")
-        two = val_by_seed(runs, "ladder", "stage2", steps) or val_by_seed(runs, "ladder",
-                                                                          "stage1", steps)
-        val = fmt_stats(stats(list(two.values()))) if two else "not measured"
-        lines.append(f"| {steps:,} | stages 1 and 2 (the MLP on the current letter) | {val} | - |")
-    return lines
-
-
-def demo_lines(runs):
-    """The attention demo: stage 3 on strings written twice."""
-    full = {r["seed"]: r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")}
-    current = val_by_seed(runs, "demo", DEMOS[1].name, DEMO_STEPS)
-    lines = ["", "## The attention demo: strings written twice", "",
-             f"Stage 3 trained on [data/repeats.txt](../../data/repeats.txt) "
-             f"(`tools/build_repeats.py`: three random letters written twice, `qxdqxd`) for "
-             f"{DEMO_STEPS:,} steps with `{' '.join(DEMO_SETTINGS)}`, and the same with attention "
-             "restricted to the current position. The second half of a string is a copy of the "
-             "first, so only a model that looks back can predict it. 'Largest weight' is the "
-             "largest attention weight of a query that must look back (the positions predicting "
-             "the copied letters), 'on the match' its weight on the position of the letter to "
-             "copy; both are means over the 300 held-out strings. Run from "
-             "`tools/attention_probe.py`, appended to the script.", "",
-             "![attention demo](attention_demo.png)", "",
-             "| seed | val loss, stage 3 | val loss, current position only | largest weight | "
-             "on the match |", "|---:|---:|---:|---:|---:|"]
-    for seed in SEEDS:
-        run = full.get(seed)
-        if run is None or seed not in current:
-            lines.append(f"| {seed} | not measured | - | - | - |")
-            continue
-        lines.append(f"| {seed} | {run['val_loss']:.4f} | {current[seed]:.4f} | "
-                     f"{run['attention']['max_weight']:.4f} | {run['attention']['on_match']:.4f} |")
-    fig = figures({"runs": runs})
-    if "demo.floor" in fig:
-        lines += ["", f"A model that copies perfectly still has to guess the first half: "
-                  f"{fig['demo.length']} uniform guesses among 26 letters in the "
-                  f"{2 * fig['demo.length'] + 1} predictions of a string, "
-                  f"{fig['demo.floor']:.4f} nats; a model that cannot look back guesses twice "
-                  f"as many, {2 * fig['demo.floor']:.4f}."]
-    return lines
-
-
-def render_figures(results, num_train):
-    """{path: PNG bytes} of the two figures."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    runs = results["runs"]
-    pngs = {}
-    with matplotlib.rc_context():
-        matplotlib.rcdefaults()
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        series = [(SHORT, f"{SHORT:,} steps", "o", -0.15, "C0"),
-                  (LONG, f"{LONG:,} steps", "s", 0.0, "C1"),
-                  (num_train, f"one epoch ({num_train:,} steps)", "^", 0.15, "C2")]
-        for steps, name, marker, offset, color in series:
-            xs, means, low, high = [], [], [], []
-            for stage in range(len(stages.STAGE_FILES)):
-                values = val_by_seed(runs, "ladder", f"stage{stage}", steps)
-                if values:
-                    s = stats(list(values.values()))
-                    xs.append(stage + offset)
-                    means.append(s.mean)
-                    low.append(s.mean - s.min)
-                    high.append(s.max - s.mean)
-            if xs:
-                ax.errorbar(xs, means, yerr=[low, high], fmt=marker, capsize=3, label=name,
-                            color=color)
-        ax.set_xticks(range(len(stages.STAGE_FILES)))
-        ax.set_xticklabels([f"{k}\n{stages.CONCEPTS[k]}" for k in range(len(stages.STAGE_FILES))],
-                           fontsize=7)
-        ax.set_xlabel("stage")
-        ax.set_ylabel("val loss (nats per character)")
-        ax.set_title(f"Val loss by stage and budget: mean, bars = min-max over {len(SEEDS)} seeds")
-        ax.grid(axis="y", alpha=0.3)
+                d = found[2]
+                ys.append(i - 0.4 + width * (b + 0.5))
+                diffs.append(d.mean)
+                low.append(d.mean - d.min)
+                high.append(d.max - d.mean)
+        if ys:
+            color = {SHORT: "C0", LONG: "C1"}.get(steps, "C2")   # as in the ladder figure
+            ax.errorbar(diffs, ys, xerr=[low, high], fmt="os^"[b % 3], capsize=3,
+                        label=f"{steps:,} steps", color=color)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(FULL_ABLATIONS)))
+    ax.set_yticklabels([a.title.split(" (")[0] for a in FULL_ABLATIONS], fontsize=8)
+    ax.set_ylim(len(FULL_ABLATIONS) - 0.5, -0.5)   # the first ablation on top
+    ax.set_xlabel("val loss, ablated minus full model (nats per character)")
+    ax.set_title("Ablations of stage 5: mean difference, bars = per-seed range")
+    ax.grid(axis="x", alpha=0.3)
+    if budgets:
         ax.legend(fontsize=8)
-        pngs[LADDER_PNG] = png_bytes(fig, plt)
-
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        budgets = sorted({j.steps for j in plan(num_train) if j.group == "ablation"
-                          and j.stage == FULL_STAGE})
-        width = 0.8 / max(1, len(budgets))
-        for b, steps in enumerate(budgets):
-            ys, diffs, low, high = [], [], [], []
-            for i, a in enumerate(FULL_ABLATIONS):
-                found = comparison(runs, a.name, steps)
-                if found:
-                    d = found[2]
-                    ys.append(i - 0.4 + width * (b + 0.5))
-                    diffs.append(d.mean)
-                    low.append(d.mean - d.min)
-                    high.append(d.max - d.mean)
-            if ys:
-                color = {SHORT: "C0", LONG: "C1"}.get(steps, "C2")   # as in the ladder figure
-                ax.errorbar(diffs, ys, xerr=[low, high], fmt="os^"[b % 3], capsize=3,
-                            label=f"{steps:,} steps", color=color)
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_yticks(range(len(FULL_ABLATIONS)))
-        ax.set_yticklabels([a.title.split(" (")[0] for a in FULL_ABLATIONS], fontsize=8)
-        ax.set_ylim(len(FULL_ABLATIONS) - 0.5, -0.5)   # the first ablation on top
-        ax.set_xlabel("val loss, ablated minus full model (nats per character)")
-        ax.set_title("Ablations of stage 5: mean difference, bars = per-seed range")
-        ax.grid(axis="x", alpha=0.3)
-        if budgets:
-            ax.legend(fontsize=8)
-        pngs[ABLATIONS_PNG] = png_bytes(fig, plt)
-        demo = [r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")]
-        if demo:
-            pngs[DEMO_PNG] = demo_figure(runs, min(demo, key=lambda r: r["seed"]), plt)
-    return pngs
+    return png_bytes(fig, plt)
 
 
 def demo_figure(runs, run, plt):
@@ -840,9 +787,27 @@ def png_bytes(fig, plt):
     return buf.getvalue()
 
 
+def render_figures(results, num_train):
+    """{path: PNG bytes} of the figures."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    runs = results["runs"]
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        pngs = {LADDER_PNG: ladder_figure(runs, num_train, plt),
+                ABLATIONS_PNG: ablations_figure(runs, num_train, plt)}
+        demo = [r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")]
+        if demo:
+            pngs[DEMO_PNG] = demo_figure(runs, min(demo, key=lambda r: r["seed"]), plt)
+    return pngs
+
+
+# ---------------------------------------------------------------- render, check, main
 def rendered(results, num_train):
     """{path: bytes} of every generated file but results.json."""
-    files = {README: render_readme(results, num_train).encode("utf-8")}
+    files = {stages.FIGURES_FILE: figures_json(results, plan(num_train)).encode("utf-8"),
+             README: render_readme(results, num_train).encode("utf-8")}
     for a in ABLATIONS:
         if a.edits:
             files[DIFF_DIR / f"{a.name}.diff"] = ablation_diff(a).encode("utf-8")
@@ -851,10 +816,7 @@ def rendered(results, num_train):
 
 
 def render():
-    if not RESULTS.exists():
-        benchmark.fail(f"{RESULTS.relative_to(stages.ROOT)} is missing: run python {TOOL}")
-    num_train = data_split()[2]
-    for path, content in rendered(load_results(), num_train).items():
+    for path, content in rendered(load_results(), data_split()[2]).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_bytes() != content:
             path.write_bytes(content)
@@ -862,29 +824,36 @@ def render():
 
 
 def check():
-    """Raise Stale unless results.json measured today's scripts, patches and settings for jobs
+    """CourseError unless results.json measured today's scripts, patches and settings for jobs
     of the plan, and every generated file is what results.json renders to."""
-    if not RESULTS.exists():
-        raise Stale(f"{RESULTS.relative_to(stages.ROOT)} is missing: run python {TOOL}")
     results = load_results()
     num_train = data_split()[2]
-    jobs = plan(num_train)
-    fresh = fresh_runs(results["runs"], jobs)
+    fresh = fresh_runs(results["runs"], plan(num_train))
     if len(fresh) != len(results["runs"]):
         stale = [r for r in results["runs"] if r not in fresh][0]
-        raise Stale(f"results.json has a run of {stale['name']} ({stale['num_steps']} steps, seed "
-                    f"{stale['seed']}) that is not in the plan or measured another version of "
-                    f"its script or settings: rerun python {TOOL}")
+        raise stages.CourseError(
+            f"results.json has a run of {stale['name']} ({stale['num_steps']} steps, seed "
+            f"{stale['seed']}) that is not in the plan or measured another version of its "
+            f"script or settings: rerun python {TOOL}")
     for path, content in rendered(results, num_train).items():
         if not path.exists() or path.read_bytes() != content:
-            raise Stale(f"{path.relative_to(stages.ROOT)} is out of date: run python {TOOL} "
-                        "--render")
+            raise stages.CourseError(f"{path.relative_to(stages.ROOT)} is out of date: run "
+                                     f"python {TOOL} --render")
+
+
+def print_plan(workers):
+    jobs = plan()
+    todo = pending(jobs)[1]
+    for job in todo:
+        print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  ~{estimate_s(job):.0f} s")
+    total = sum(estimate_s(job) for job in todo)
+    print(f"{len(todo)} of {len(jobs)} jobs to run: about {total / 60:.0f} minutes of "
+          f"run time, {total / workers / 60:.0f} minutes {workers} at a time")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.error = lambda message: benchmark.fail(f"{message} (see --help)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help="run and write nothing; exit 1 if a generated file is stale")
@@ -895,32 +864,22 @@ def main():
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="runs at a time (default: the number of CPUs, at most 2)")
     opts = parser.parse_args()
-    try:
-        if opts.check:
-            check()
-            print("benchmarks/experiments is up to date")
-        elif opts.render:
-            render()
-        elif opts.quotes:
-            for key, text in quotes().items():
-                print(f"{key}: {text}")
-        elif opts.plan:
-            jobs = plan()
-            todo = pending(jobs)[1]
-            for job in todo:
-                print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  "
-                      f"~{estimate_s(job):.0f} s")
-            total = sum(estimate_s(job) for job in todo)
-            print(f"{len(todo)} of {len(jobs)} jobs to run: about {total / 60:.0f} minutes of "
-                  f"run time, {total / opts.jobs / 60:.0f} minutes {opts.jobs} at a time")
-        else:
-            if opts.jobs < 1:
-                benchmark.fail(f"--jobs must be at least 1, got {opts.jobs}")
-            run_plan(opts.jobs)
-            render()
-    except (Stale, ValueError) as e:
-        sys.exit(f"error: {e}")
+    if opts.jobs < 1:
+        raise stages.CourseError(f"--jobs must be at least 1, got {opts.jobs}")
+    if opts.check:
+        check()
+        print("benchmarks/experiments is up to date")
+    elif opts.render:
+        render()
+    elif opts.quotes:
+        for key, text in quotes(load_results()).items():
+            print(f"{key}: {text}")
+    elif opts.plan:
+        print_plan(opts.jobs)
+    else:
+        run_plan(opts.jobs)
+        render()
 
 
 if __name__ == "__main__":
-    main()
+    stages.run(main)

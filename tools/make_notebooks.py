@@ -553,53 +553,9 @@ def import_experiments():
     return experiments
 
 
-_FIGURES = {}
-
-
-def figure_texts():
-    """({key: text} of the committed figures, {keys the experiments' plan will measure})."""
-    if not _FIGURES:
-        experiments = import_experiments()
-        planned = set()
-        for job in experiments.plan():
-            if job.group == "ladder":
-                planned |= {f"ladder.s{job.stage}.{job.steps}{field}"
-                            for field in ("", ".choices", ".spread")}
-                planned.add(f"samples.s{job.stage}.{job.steps}")
-            elif job.group == "demo":
-                planned |= {f"demo.{field}" for field in ("max_weight", "max_weight.min",
-                                                          "on_match", "on_match.min", "floor",
-                                                          "length", f"val.{job.name}")}
-                planned |= {f"ablation.{job.name}.{job.steps}",
-                            f"ablation.{job.name}.{job.steps}.val"}
-            else:
-                planned |= {f"ablation.{job.name}.{job.steps}",
-                            f"ablation.{job.name}.{job.steps}.val"}
-        _FIGURES["quotes"] = experiments.quotes()
-        _FIGURES["planned"] = planned
-    return _FIGURES["quotes"], _FIGURES["planned"]
-
-
 def resolve_figures(text, where, missing):
-    """text with each {{exp:KEY}} replaced by its figure (a part of KEY that names one of BUDGETS
-    stands for its number of steps; KEY itself a budget gives that number, as '3,000'); a planned
-    key not measured yet gives
-    '(not measured yet)' and is added to `missing`; any other key is a BuildError."""
-    def replace(match):
-        key = match.group(1).strip()
-        quotes, planned = figure_texts()
-        budgets = {name: getattr(import_experiments(), name) for name in BUDGETS}
-        if key in budgets:
-            return f"{budgets[key]:,}"
-        key = ".".join(str(budgets.get(part, part)) for part in key.split("."))
-        if key in quotes:
-            return quotes[key]
-        if key in planned:
-            missing.add(key)
-            return f"(not measured yet: {key})"
-        raise BuildError(f'{where}: unknown figure {{{{exp:{key}}}}} (tools/experiments.py has '
-                         f'no such key; known: {", ".join(sorted(quotes)) or "none yet"})')
-    return FIGURE.sub(replace, text)
+    """stages.fill_figures (kept until readme_figures.py calls that itself)."""
+    return stages.fill_figures(text, where, missing)
 
 
 def read_prose(i, root):

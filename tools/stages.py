@@ -344,3 +344,125 @@ def fill_figures(text, where, missing=None):
 def diff_name(i):
     """'train2_to_train3': the name (without .diff or .html) of the diff from stage i-1 to i."""
     return f"train{i - 1}_to_train{i}"
+
+
+# ------------------------------------------------------------------ templates and notebooks
+TEMPLATES = ROOT / "tools" / "templates"
+TEMPLATE_PART = re.compile(r"^(?:# ---|<!--) part: ([\w-]+) (?:---|-->)$", re.M)
+TEMPLATE_SLOT = re.compile(r"^[ \t]*\{\{(\w+)\}\}\n|\{\{(\w+)\}\}", re.M)
+
+
+def template(name, part, **values):
+    """Part `part` of tools/templates/`name` filled in: the lines after its line
+    '# --- part: PART ---' (.py) or '<!-- part: PART -->' (.md), up to the next such line, without
+    the newlines that end them; each {{key}} becomes values[key], and a line that is only {{key}}
+    becomes the lines of its value (none for ''). A .py template starts with `# ruff: noqa`: it is
+    the code of generated cells, with slots, not code that runs here."""
+    pieces = TEMPLATE_PART.split((TEMPLATES / name).read_text(encoding="utf-8"))
+    parts = dict(zip(pieces[1::2], pieces[2::2]))
+    if part not in parts:
+        raise CourseError(f"tools/templates/{name} has no part {part!r}")
+
+    def fill(match):
+        key = match.group(1) or match.group(2)
+        if key not in values:
+            raise CourseError(f"tools/templates/{name} ({part}): no value for {{{{{key}}}}}")
+        value = str(values[key])
+        return (value + "\n" if value else "") if match.group(1) else value
+    text = parts[part].removeprefix("\n").rstrip("\n")
+    return TEMPLATE_SLOT.sub(fill, text + "\n")[:-1]
+
+
+def new_notebook(cells, microgpt):
+    """A notebook of nbformat cells with the metadata of every course notebook; `microgpt` is
+    what the tool that builds it records (its name, sources, source hash, ...)."""
+    import nbformat
+    return nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}, "microgpt": microgpt})
+
+
+def read_notebook(path):
+    """The notebook at `path`, or None if it is missing or not a notebook."""
+    import nbformat
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except (OSError, ValueError):
+        return None
+
+
+def notebook_text(nb):
+    """The text a notebook is written as (nbformat's, and a final newline)."""
+    import nbformat
+    return nbformat.writes(nb) + "\n"
+
+
+def cells_without_outputs(nb):
+    """The cells of nb as plain data, outputs and execution counts left out: what --check
+    compares with a fresh build."""
+    import json
+    cells = [{k: v for k, v in cell.items() if k not in ("outputs", "execution_count")}
+             for cell in nb["cells"]]
+    return json.loads(json.dumps(cells, sort_keys=True))
+
+
+def outputs_kept(nb, old):
+    """nb with the outputs of the notebook `old` if they came from nb's sources (the same source
+    hash and the same code cells: only prose may differ), else None."""
+    import copy
+    digest = nb.metadata["microgpt"]["source_sha256"]
+    if old is None or old.metadata.get("microgpt", {}).get("outputs_from_sha256") != digest:
+        return None
+    old_code = {cell.id: cell for cell in old.cells if cell.cell_type == "code"}
+    new_code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    if [cell.id for cell in new_code] != list(old_code) or any(
+            cell.source != old_code[cell.id].source for cell in new_code):
+        return None
+    kept = copy.deepcopy(nb)
+    kept.metadata["microgpt"]["outputs_from_sha256"] = digest
+    for cell in kept.cells:
+        if cell.cell_type == "code":
+            cell.outputs = copy.deepcopy(old_code[cell.id].outputs)
+            cell.execution_count = old_code[cell.id].execution_count
+    return kept
+
+
+def execute_notebook(nb, cwd, overrides=None, is_settings=None, timeout=1800):
+    """A copy of nb run top to bottom in a fresh python3 kernel in `cwd`. overrides {name: value
+    text} rewrite the line `name = ...` of the first cell for which is_settings(cell) holds, as a
+    learner would edit the settings."""
+    import copy
+
+    from nbclient import NotebookClient
+    nb = copy.deepcopy(nb)
+    settings = [cell for cell in nb.cells if is_settings and is_settings(cell)]
+    for name, value in (overrides or {}).items():
+        pattern = re.compile(rf"^{re.escape(name)} = .*$", re.M)
+        if not settings or not pattern.search(settings[0].source):
+            raise CourseError(f'the settings cell has no "{name} = ..." line')
+        settings[0].source = pattern.sub(f"{name} = {value}", settings[0].source, count=1)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            coalesce_streams=True, resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return nb
+
+
+def run_for_outputs(nb, cwd):
+    """(nb run in `cwd` with inline figures, seconds): the outputs to commit, marked as coming
+    from nb's source hash, without the run's timestamps."""
+    import copy
+    backend = os.environ.pop("MPLBACKEND", None)   # inline figures, not Agg
+    start = time.perf_counter()
+    try:
+        ran = execute_notebook(nb, cwd)
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
+    seconds = time.perf_counter() - start
+    ran.metadata = copy.deepcopy(nb.metadata)
+    ran.metadata["microgpt"]["outputs_from_sha256"] = nb.metadata["microgpt"]["source_sha256"]
+    for cell in ran.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            output.get("metadata", {}).pop("execution", None)
+    return ran, seconds

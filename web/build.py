@@ -184,7 +184,7 @@ and nothing is sent.</footer>
 
 
 def stage_page(i):
-    script, n = stages.STAGE_FILES[i], len(stages.STAGE_FILES)
+    n = len(stages.STAGE_FILES)
     nav = ['<a href="index.html">course map</a>']
     if i > 0:
         nav.append(f'<a href="stage{i - 1}.html">&larr; stage {i - 1}</a>')
@@ -192,7 +192,7 @@ def stage_page(i):
         nav.append(f'<a href="stage{i + 1}.html">stage {i + 1} &rarr;</a>')
     diff = "<p>Stage 0 is where the course starts: it has no previous stage.</p>"
     if i > 0:
-        name = f"diffs/{stages.STAGE_FILES[i - 1][:6]}_to_{script[:6]}.html"
+        name = f"diffs/{stages.diff_name(i)}.html"
         diff = (f'<p><a href="{name}">Open the diff on its own page</a>; it shows only what stage '
                 f'{i} adds.</p>\n<iframe src="{name}" loading="lazy" title="diff"></iframe>')
     notebook = notebook_path(i).name

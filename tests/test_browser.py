@@ -1,0 +1,164 @@
+"""The in-browser course (web/): the built site, served on 127.0.0.1 with every other request
+blocked, runs each of the six real stage scripts in headless Chromium (Debian's, driven by
+Playwright) and prints what CPython prints for the same settings, timing columns masked; Stop
+ends a run; stage 0's notebook runs top to bottom, printing its committed outputs, a plot cell
+one line; and a page shows its output (screenshot).
+
+Skipped with the reason where Chromium, Playwright or web/node_modules (`npm ci` in web/) is
+missing; under CI=true (.ci/run installs them) that is a failure.
+Run: python -m pytest -q tests/test_browser.py
+"""
+import concurrent.futures
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import stages
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "web"))
+import browser  # noqa: E402  (web/browser.py)
+import build  # noqa: E402  (web/build.py)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SMALL = {"num_steps": 20, "num_samples": 3}   # every stage, in the page and in CPython
+# stage 1 prints the largest relative error of its hand-derived gradients against finite
+# differences: a difference of two nearly equal losses, so its 1e-9 digits follow the maths
+# library's last-bit rounding of exp and log, which differs between WebAssembly's libm and the
+# system's. That one number is masked; both sides must still be below 1e-6.
+GRADIENT_CHECK = re.compile(r"(max relative error )(\S+)$", re.M)
+EXTERNAL_OK = {stages.COLAB_BADGE}   # the notebooks' Colab badge images: blocked, not needed
+
+
+def missing():
+    """Why the browser test cannot run here ('' if it can)."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -r requirements-dev.txt)"
+    if not os.access(browser.CHROMIUM, os.X_OK):
+        return f"no Chromium at {browser.CHROMIUM} (apt-get install chromium)"
+    if not (build.PYODIDE / "pyodide.asm.wasm").is_file():
+        return "web/node_modules has no Pyodide (run npm ci in web/)"
+    return ""
+
+
+@pytest.fixture(scope="module")
+def native():
+    """CPython's output of every stage at SMALL, computed beside the browser's runs."""
+    def run(i):
+        argv = [f"--{name}={value}" for name, value in SMALL.items()]
+        command = [sys.executable, str(stages.stage_path(i)), *argv]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300).stdout
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        yield [pool.submit(run, i) for i in range(len(stages.STAGE_FILES))]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, native):
+    problem = missing()
+    if problem and os.environ.get("CI") == "true":
+        pytest.fail(f"the browser test must run in CI: {problem}")
+    if problem:
+        pytest.skip(problem)
+    out = tmp_path_factory.mktemp("site")
+    build.build(out)
+    server, base = browser.serve(out)
+    yield base
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def context(site):
+    from playwright.sync_api import sync_playwright
+    blocked, errors = [], []
+    with sync_playwright() as playwright:
+        chromium = browser.launch(playwright)
+        context = browser.offline_context(chromium, blocked)
+        context.on("weberror", lambda error: errors.append(str(error.error)))
+        yield context
+        chromium.close()
+    assert not errors, errors
+    assert set(blocked) <= EXTERNAL_OK, f"the site fetched from outside: {blocked}"
+
+
+def comparable(text):
+    return GRADIENT_CHECK.sub(r"\1<masked>", browser.mask(text))
+
+
+def gradient_error(text):
+    found = GRADIENT_CHECK.search(text)
+    return float(found.group(2)) if found else 0.0
+
+
+@pytest.mark.parametrize("i", range(len(stages.STAGE_FILES)))
+def test_stage_prints_what_cpython_prints(i, site, context, native):
+    page = context.new_page()
+    page.goto(f"{site}stage{i}.html")
+    browser.wait_ready(page)
+    out, status = browser.run_stage(page, SMALL)
+    assert status.endswith("exit status 0"), status
+    expected = native[i].result()
+    assert comparable(out) == comparable(expected)
+    assert gradient_error(out) < 1e-6 and gradient_error(expected) < 1e-6
+    assert out.count("\n") == expected.count("\n") > 10
+    if i == len(stages.STAGE_FILES) - 1:   # Stop: a long run ends at once, Python restarts
+        page.locator("input[name=num_steps]").fill("100000")
+        page.locator("button.run").click()
+        page.wait_for_function("document.querySelector('.output').textContent.includes('vocab')")
+        page.locator("button.stop").click()
+        assert page.locator(".status").text_content().startswith("stopped: Python was ended")
+        browser.wait_ready(page)
+    page.close()
+
+
+def test_notebook_runs_in_the_page(site, context):
+    """Stage 0's notebook, Run all: each cell prints what its committed run printed (timings
+    masked), its plot cells one line each, its "try it" cell runs the script through the
+    subprocess.run shim."""
+    page = context.new_page()
+    page.goto(f"{site}stage0.html")
+    browser.wait_ready(page)
+    page.locator("button.run-all").click()
+    page.wait_for_function("document.querySelector('.status').textContent.startsWith('ran all')",
+                           timeout=120_000)
+    printed = page.locator(".cell.code pre").all_text_contents()
+    nb = json.loads(build.notebook_path(0).read_text(encoding="utf-8"))
+    cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    assert len(printed) == len(cells)
+    plots = 0
+    for cell, text in zip(cells, printed):
+        committed = "".join("".join(out.get("text", "")) for out in cell["outputs"])
+        if any("image/png" in out.get("data", {}) for out in cell["outputs"]):
+            plots += 1
+            committed += "[plot not drawn: matplotlib cannot be loaded in this page; " \
+                         "the notebook on GitHub shows the full run's plots]\n"
+        assert browser.mask(text) == browser.mask(committed), cell["source"][:80]
+    assert plots == 2
+    page.close()
+
+
+def test_first_page_shows_its_output(site, context):
+    """index.html runs stage 0 with one click; a screenshot shows the page with its output."""
+    from PIL import Image
+    page = context.new_page()
+    page.goto(site)
+    browser.wait_ready(page)
+    start = time.perf_counter()
+    out, status = browser.run_stage(page, {})
+    assert time.perf_counter() - start < 30
+    assert out.startswith("num docs: ") and "sample 20: " in out, out
+    assert page.locator(".runner .output").is_visible()
+    image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("L")
+    histogram = image.histogram()
+    assert max(histogram) < 0.97 * sum(histogram), "the page is (nearly) one colour"
+    output = Image.open(io.BytesIO(page.locator(".runner .output").screenshot())).convert("L")
+    assert sum(1 for n in output.histogram() if n) > 10, "the output box shows no text"
+    page.close()

@@ -145,6 +145,13 @@ def test_notebook_runs_in_the_page(site, context):
     page.close()
 
 
+def test_wheel_list_is_pyodides(site):
+    """web/wheels.txt, what the deploy fetches, names matplotlib and its dependencies with the
+    sha256 of the pinned Pyodide's lock file."""
+    assert build.WHEELS_LIST.read_text() == build.wheel_list()
+    assert "matplotlib-" in build.WHEELS_LIST.read_text()
+
+
 def test_first_page_shows_its_output(site, context):
     """index.html runs stage 0 with one click; a screenshot shows the page with its output."""
     from PIL import Image

@@ -119,6 +119,9 @@ def wheel_list():
 
 def fetch_wheels():
     """Download every wheel of wheels.txt into web/wheels/, each checked against its sha256."""
+    if WHEELS_LIST.read_text() != wheel_list():
+        raise stages.CourseError("web/wheels.txt is not Pyodide's lock file's: "
+                                 "python web/build.py --wheel-list")
     WHEELS.mkdir(exist_ok=True)
     for line in WHEELS_LIST.read_text().splitlines():
         sha, url = line.split()

@@ -1,5 +1,5 @@
 """Tests for tools/grade.py: the reference solutions score full marks on every exercise, the
-untouched handouts score 0, every plausible wrong answer in exercise_checks/mutants.py (cut
+untouched handouts score 0, every plausible wrong answer in tools/exercises.toml (cut
 gradient graphs included) loses points on its own exercise only, and the grader survives an
 endless loop, a raise at import, a syntax error and an unreadable file, writing CSV and a
 summary; deleted check cells change nothing. Correct answers written another way (inline
@@ -22,7 +22,6 @@ TOOLS = Path(__file__).resolve().parent.parent / "tools"
 import exercises  # noqa: E402
 import grade  # noqa: E402
 import stages  # noqa: E402
-from exercise_checks import mutants  # noqa: E402
 
 STAGES = range(len(stages.STAGE_FILES))
 IDS = {stage: [ex.id for ex in exercises.stage_exercises(stage)] for stage in STAGES}
@@ -69,7 +68,7 @@ def test_untouched_handouts_score_zero(reference_and_untouched, stage):
 def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, stage):
     files = {}
     for ex_id in IDS[stage]:
-        count = 1 if ex_id in mutants.TOGETHER else len(mutants.WRONG[ex_id])
+        count = 1 if ex_id in exercises.TOGETHER else len(exercises.WRONG[ex_id])
         for variant in range(count):
             files[f"wrong_{ex_id}_{variant}.ipynb"] = grade.make_submission(
                 stage, "wrong", ex_id, variant)
@@ -90,7 +89,8 @@ def test_grader_survives_broken_submissions(tmp_path):
     results = grade_files(tmp_path, 3, files, timeout=2)
     assert results["loop"]["3.2"] == (0.0, "timed out after 2 s (an endless loop?)")
     assert results["raise"]["3.2"][0] == 0.0
-    assert "your cell raised RuntimeError at line 1: broken at import" in results["raise"]["3.2"][1]
+    assert ("your cell raised RuntimeError at line 1: broken at import"
+            in results["raise"]["3.2"][1])
     assert results["syntax"]["3.2"][0] == 0.0
     assert results["syntax"]["3.2"][1].startswith("syntax error in your cell, line 1")
     for kind in ["loop", "raise", "syntax"]:   # the other exercises are graded as usual
@@ -166,7 +166,7 @@ def exercise_cell(nb, ex_id):
 def test_correct_answers_written_another_way_keep_full_marks(tmp_path):
     """Sampling from cumulative probabilities, rmsnorm written inside the block, attention
     written inside multi_head_attention: the probes use the real collaborators."""
-    for ex_id in mutants.RIGHT:
+    for ex_id in exercises.RIGHT:
         stage = exercises.BY_ID[ex_id].stage
         results = grade_files(tmp_path, stage, {f"right_{ex_id}.ipynb": grade.make_submission(
             stage, "right", ex_id)})

@@ -1,4 +1,4 @@
-"""The nbgrader round trip of the exercises (`python tools/exercises.py --nbgrader DIR`), run with
+"""The nbgrader round trip of the exercises (`python tools/nbgrader_course.py DIR`), run with
 nbgrader itself: generate_assignment, autograde and export give every stage's source notebook
 (solutions in) full marks and its released notebook (stubs) 0; a student who redefines the check
 helpers or edits locked cells still scores 0; hidden checks never reach students.
@@ -90,7 +90,7 @@ def course(tmp_path_factory):
     """{(student, stage): score, max score}, after the whole round trip, plus the course dirs."""
     base = tmp_path_factory.mktemp("nbgrader")
     built = base / "built"
-    assert exercises.main(["--nbgrader", str(built)]) == 0
+    assert nbgrader_course.main([str(built)]) == 0
     dirs = []
     for k, half in enumerate(HALVES):
         course_dir = base / f"course{k}"

@@ -4,6 +4,9 @@
   python tools/grade.py --demo-class 40 [--stage 2] [--out DIR]   make a class and grade it
   add --no-isolation to run student code without a sandbox (only where bubblewrap cannot run)
 
+Reads: the exercises (tools/exercises.py loads tools/exercises.toml), the handouts as
+exercises.py builds them (the grader's context, the reference solution) and exercise_checks/
+(runner.py, what each sandbox runs; probes.py, what it asks; compare.py, how answers compare).
 Writes DIR/grades.csv (one row per student: points per exercise, total), DIR/feedback.csv
 (student, exercise, points, the reason; and every file not graded, with the reason) and
 DIR/summary.txt (per exercise: mean and number of full marks; per student: total; the files not
@@ -50,9 +53,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import exercises  # noqa: E402
-import stages  # noqa: E402
+import exercises
+import stages
+from exercise_checks.compare import mismatch
+from stages import CourseError
 
 ROOT = stages.ROOT
 MAX_ANSWER = 1 << 20   # bytes a sandbox may print; more is an oversized answer
@@ -60,13 +64,10 @@ MAX_SUBMISSION = 20 << 20   # bytes of a submitted file; more is not read
 SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
 LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
 # what each sandbox runs: it reads the submission, finds the exercise's code, runs it and the probe
-RUNNER = (exercises.CHECKS_DIR / "runner.py").read_text(encoding="utf-8")
+RUNNER = "".join((exercises.CHECKS_DIR / name).read_text(encoding="utf-8")
+                 for name in ("compare.py", "runner.py"))
 REPORTS = ("grades.csv", "feedback.csv", "summary.txt")
 SUFFIXES = (".ipynb", ".py")   # in any case: Bob.IPYNB is a notebook too
-
-
-class GradeError(Exception):
-    """Bad arguments, an unreadable folder or no sandbox; one line for the user."""
 
 
 # --- the sandbox -----------------------------------------------------------------------------
@@ -204,37 +205,6 @@ def feed(stream, data):
 
 # --- grading ----------------------------------------------------------------------------------
 
-def short(x, digits=6):
-    text = json.dumps(x) if not isinstance(x, float) else f"{x:.{digits}g}"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def mismatch(got, want, tolerance, where=""):
-    """None if got matches want (numbers within tolerance, relative above 1), else where the
-    first difference is. want is the reference's answer; got is untrusted."""
-    if isinstance(want, dict):
-        if not isinstance(got, dict) or set(got) != set(want):
-            return f'{where or "the answer"}: yours {short(got)}, expected keys {sorted(want)}'
-        return next((m for k in want if (m := mismatch(got[k], want[k], tolerance,
-                                                      f"{where}[{k!r}]"))), None)
-    if isinstance(want, list):
-        if not isinstance(got, list) or len(got) != len(want):
-            return f'{where or "the answer"}: yours {short(got)}, expected {len(want)} entries'
-        return next((m for k, (g, w) in enumerate(zip(got, want))
-                     if (m := mismatch(g, w, tolerance, f"{where}[{k}]"))), None)
-    digits = 6
-    if isinstance(want, float):
-        ok = (isinstance(got, (int, float)) and not isinstance(got, bool)
-              and abs(got - want) <= tolerance * max(1.0, abs(want)))
-        while not ok and isinstance(got, float) and digits < 17 and \
-                f"{got:.{digits}g}" == f"{want:.{digits}g}":
-            digits += 1   # enough digits to see the difference
-    else:
-        ok = type(got) is type(want) and got == want
-    return None if ok else \
-        f"{where}: yours {short(got, digits)}, expected {short(want, digits)}".lstrip(": ")
-
-
 def score(ex, reference, answer):
     """(points, reason): the exercise's points times the share of the reference's cases that
     the untrusted answer matches (never more than the exercise's points)."""
@@ -282,8 +252,8 @@ def reference_answers(stage, contexts, probes, settings):
             errors = [] if answer is None else [f'{label}: {case.get("error")}' for label, case
                                                  in answer["cases"].items() if "value" not in case]
             if answer is None or answer["cell"] or not answer["cases"] or errors:
-                raise GradeError(f'the reference solution of exercise {ex.id} fails its probe: '
-                                 f'{reason or answer["cell"] or "; ".join(errors) or "no cases"}')
+                raise CourseError(f'the reference solution of exercise {ex.id} fails its probe: '
+                                  f'{reason or answer["cell"] or "; ".join(errors) or "no cases"}')
             answers[ex.id] = answer
     return answers
 
@@ -355,7 +325,7 @@ def survey(folder, out_dir):
             rank = (suffix == ".ipynb", entry.stat(follow_symlinks=False).st_mtime)
             chosen.setdefault(student, []).append((rank, entry.name))
     files = []
-    for student, found in chosen.items():
+    for found in chosen.values():
         found.sort(reverse=True)
         files.append(Path(folder) / found[0][1])
         skipped += [(name, f"the same student as {shown(found[0][1])}, which is graded")
@@ -373,7 +343,7 @@ def output_folder(folder):
         if path.is_dir() and not path.is_symlink() and all(
                 e.name in REPORTS and e.is_file(follow_symlinks=False) for e in os.scandir(path)):
             return path
-    raise GradeError(f"no free name for the reports in {folder}; give --out DIR")
+    raise CourseError(f"no free name for the reports in {folder}; give --out DIR")
 
 
 def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=768, quiet=False,
@@ -381,13 +351,13 @@ def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=76
     """Grade every .ipynb and .py file in folder; write the CSVs and summary; return rows."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise GradeError(f"not a folder: {folder}")
+        raise CourseError(f"not a folder: {folder}")
     out_dir = Path(out_dir) if out_dir else output_folder(folder)
     files, skipped = survey(folder, out_dir)
     if not files:
-        raise GradeError(f"no .ipynb or .py files in {folder}")
+        raise CourseError(f"no .ipynb or .py files in {folder}")
     if isolated and (problem := isolation_problem()):
-        raise GradeError(f"no sandbox: {problem}; --no-isolation runs student code with your "
+        raise CourseError(f"no sandbox: {problem}; --no-isolation runs student code with your "
                          "own permissions")
     if not isolated and not quiet:
         print("note: --no-isolation: student code runs with your own permissions and can read "
@@ -455,7 +425,7 @@ def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
               f"{sum(1 for t in totals if t >= max_total)} with full marks, "
               f"{sum(1 for t in totals if t == 0)} with 0", "",
               f'{"student":<32}' + "".join(f"{ex.id:>7}" for ex in exs) + f'{"total":>8}']
-    for name, (path, res), total in zip(names, rows, totals):
+    for name, (_, res), total in zip(names, rows, totals):
         lines.append(f"{name[:31]:<32}" + "".join(f"{res[ex.id][0]:>7g}" for ex in exs)
                      + f"{total:>8g}")
     if skipped:
@@ -475,7 +445,6 @@ def make_submission(stage, kind, ex_id=None, variant=0):
     mutant WRONG[ex_id][variant]), 'right' (RIGHT[ex_id][variant], correct another way), 'loop',
     'raise', 'syntax', 'no_checks', 'reads_answers' (the last five break exercise ex_id, or all
     checks), or 'py' (a correct .py export: returns the .py text)."""
-    from exercise_checks import mutants
     nb = exercises.build_handout(stage, "stub" if kind == "untouched" else "solution")
     cells = nb["cells"]
     target = None
@@ -484,12 +453,12 @@ def make_submission(stage, kind, ex_id=None, variant=0):
         if meta.get("source") == "exercise" and ex_id in meta.get("exercises", []):
             target = cell
     if kind in ("wrong", "right"):
-        pairs = (mutants.WRONG if kind == "wrong" else mutants.RIGHT)[ex_id]
-        if kind == "right" or ex_id not in mutants.TOGETHER:
+        pairs = (exercises.WRONG if kind == "wrong" else exercises.RIGHT)[ex_id]
+        if kind == "right" or ex_id not in exercises.TOGETHER:
             pairs = [pairs[variant]]
         for old, new in pairs:
             if target["source"].count(old) != 1:
-                raise GradeError(f"mutant of {ex_id} does not match: {old!r}")
+                raise CourseError(f"mutant of {ex_id} does not match: {old!r}")
             target["source"] = target["source"].replace(old, new)
     elif kind == "loop":
         target["source"] = re.sub(r'(\n    """.*?"""\n)', r"\1    while True:\n        pass\n",
@@ -531,7 +500,6 @@ def make_submission(stage, kind, ex_id=None, variant=0):
 def demo_class(n, stage, out_dir):
     """Write n generated submissions for a stage into out_dir/submissions: about half right,
     a quarter with one plausible wrong answer, the rest broken in the ways a class breaks."""
-    from exercise_checks import mutants
     folder = Path(out_dir) / "submissions"
     if folder.exists():
         shutil.rmtree(folder)
@@ -546,7 +514,7 @@ def demo_class(n, stage, out_dir):
             kind = "wrong"
         else:
             kind = broken[(k // 4) % len(broken)]
-        variant = (k // 4) % len(mutants.WRONG[ex_id]) if kind == "wrong" else 0
+        variant = (k // 4) % len(exercises.WRONG[ex_id]) if kind == "wrong" else 0
         text = make_submission(stage, kind, ex_id, variant)
         suffix = ".py" if kind == "py" else ".ipynb"
         name = f"student{k + 1:02d}_{kind}" + (f"_{ex_id}" if kind not in (
@@ -571,29 +539,25 @@ def main(argv=None):
     parser.add_argument("--no-isolation", action="store_true",
                         help="run student code without a sandbox, with your own permissions")
     args = parser.parse_args(argv)
-    try:
-        if args.workers < 1 or args.timeout < 1 or args.memory_mb < 64:
-            raise GradeError("--workers and --timeout must be at least 1, --memory-mb at least 64")
-        if args.demo_class is not None:
-            stage = args.demo_stage
-            if not 0 <= stage < len(stages.STAGE_FILES) or args.demo_class < 1:
-                raise GradeError("--demo-class needs N >= 1 and --stage 0-5")
-            out = Path(args.out or tempfile.mkdtemp(prefix="demo-class-"))
-            folder = demo_class(args.demo_class, stage, out)
-            grade_folder(stage, folder, out / "grades", args.workers, args.timeout,
-                         args.memory_mb, isolated=not args.no_isolation)
-            return 0
-        if args.stage is None or args.folder is None:
-            raise GradeError("give a STAGE and a FOLDER (or --demo-class N); see --help")
-        if not 0 <= args.stage < len(stages.STAGE_FILES):
-            raise GradeError(f"no stage {args.stage}; stages are 0-5")
-        grade_folder(args.stage, args.folder, args.out, args.workers, args.timeout, args.memory_mb,
-                     isolated=not args.no_isolation)
+    if args.workers < 1 or args.timeout < 1 or args.memory_mb < 64:
+        raise CourseError("--workers and --timeout must be at least 1, --memory-mb at least 64")
+    if args.demo_class is not None:
+        stage = args.demo_stage
+        if not 0 <= stage < len(stages.STAGE_FILES) or args.demo_class < 1:
+            raise CourseError("--demo-class needs N >= 1 and --stage 0-5")
+        out = Path(args.out or tempfile.mkdtemp(prefix="demo-class-"))
+        folder = demo_class(args.demo_class, stage, out)
+        grade_folder(stage, folder, out / "grades", args.workers, args.timeout,
+                     args.memory_mb, isolated=not args.no_isolation)
         return 0
-    except (GradeError, exercises.ExerciseError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    if args.stage is None or args.folder is None:
+        raise CourseError("give a STAGE and a FOLDER (or --demo-class N); see --help")
+    if not 0 <= args.stage < len(stages.STAGE_FILES):
+        raise CourseError(f"no stage {args.stage}; stages are 0-5")
+    grade_folder(args.stage, args.folder, args.out, args.workers, args.timeout, args.memory_mb,
+                 isolated=not args.no_isolation)
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stages.run(main)

@@ -1,3 +1,4 @@
+# ruff: noqa: Q000, F401  (handout text: tools/exercises.py copies this file but this line)
 # notebook-only: exercise checks. Each check cell below calls your function on small inputs and
 # compares the result with an independent answer (a formula computed another way, finite
 # differences, or a small case worked out by hand), so each exercise is checked on its own.

@@ -24,7 +24,7 @@ def floats(rng, *shape):
 
 def values(ns, x):
     """Nested lists of floats as Values."""
-    return [values(ns, v) for v in x] if isinstance(x, list) else ns['Value'](float(x))
+    return [values(ns, v) for v in x] if isinstance(x, list) else ns["Value"](float(x))
 
 
 def grads(x):
@@ -47,14 +47,14 @@ def probe_count_pair(ns):
         counts = [[1] * vocab for _ in range(vocab)]
         with patched(ns, counts=counts, vocab_size=vocab):
             for a, b in pairs:
-                ns['count_pair'](a, b)
+                ns["count_pair"](a, b)
         return counts
 
     rng = random.Random(7)
     pairs = [(rng.randrange(4), rng.randrange(4)) for _ in range(60)]
-    return [('count_pair (0, 2) twice and (2, 1) once', 0,
+    return [("count_pair (0, 2) twice and (2, 1) once", 0,
              lambda: run([(0, 2), (0, 2), (2, 1)], 3)),
-            ('count_pair on 60 random pairs', 0, lambda: run(pairs, 4))]
+            ("count_pair on 60 random pairs", 0, lambda: run(pairs, 4))]
 
 
 def probe_doc_loss(ns):
@@ -62,28 +62,28 @@ def probe_doc_loss(ns):
 
     def run(tokens, block_size):
         with patched(ns, counts=counts, block_size=block_size, vocab_size=4):
-            return ns['doc_loss'](tokens)
+            return ns["doc_loss"](tokens)
 
-    return [('doc_loss of 4 tokens', 1e-9, lambda: run([2, 0, 1, 2], 16)),
-            ('doc_loss of 6 tokens', 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 16)),
-            ('doc_loss with block_size = 2', 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 2))]
+    return [("doc_loss of 4 tokens", 1e-9, lambda: run([2, 0, 1, 2], 16)),
+            ("doc_loss of 6 tokens", 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 16)),
+            ("doc_loss with block_size = 2", 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 2))]
 
 
 def probe_sample_next(ns):
     def frequencies(probs, draws):
         random.seed(99)
         with patched(ns, vocab_size=len(probs)):
-            got = [ns['sample_next'](list(probs)) for _ in range(draws)]
+            got = [ns["sample_next"](list(probs)) for _ in range(draws)]
         return [got.count(t) / draws for t in range(len(probs))]
 
     # tolerances of about 5 standard deviations of the difference of two right samplers; a rare
     # token tells a right draw from a skewed one (probs ** 0.9 gives it 0.0037 instead of 0.002,
     # a draw rounded to 1% 0.005 or 0.01)
-    return [('frequencies of sample_next([0.25, 0, 0.125, 0.625]) in 100000 draws', 0.011,
+    return [("frequencies of sample_next([0.25, 0, 0.125, 0.625]) in 100000 draws", 0.011,
              lambda: frequencies([0.25, 0.0, 0.125, 0.625], 100000)),
-            ('frequency of the rare token of sample_next([0.002, 0.998]) in 100000 draws',
+            ("frequency of the rare token of sample_next([0.002, 0.998]) in 100000 draws",
              0.0009, lambda: frequencies([0.002, 0.998], 100000)),
-            ('frequencies of sample_next([0, 1, 0, 0])', 0,
+            ("frequencies of sample_next([0, 1, 0, 0])", 0,
              lambda: frequencies([0.0, 1.0, 0.0, 0.0], 30))]
 
 
@@ -93,8 +93,8 @@ def probe_softmax_ce_grad(ns):
     logits = [1.5, -0.3, 0.2, 3.0, -2.0, 0.7]
     exps = [math.exp(v) for v in logits]
     probs = [e / sum(exps) for e in exps]
-    return [(f'softmax_ce_grad(probs, {t}, {n})', 1e-9,
-             lambda t=t, n=n: ns['softmax_ce_grad'](list(probs), t, n))
+    return [(f"softmax_ce_grad(probs, {t}, {n})", 1e-9,
+             lambda t=t, n=n: ns["softmax_ce_grad"](list(probs), t, n))
             for t, n in [(2, 3), (0, 1), (5, 7)]]
 
 
@@ -102,56 +102,56 @@ def probe_mlp_backward(ns):
     rng = random.Random(3)
     w = floats(rng, 2, 5)
     x = floats(rng, 5)
-    sd = {'wte': floats(rng, 4, 3), 'mlp_fc1': floats(rng, 6, 3), 'mlp_fc2': floats(rng, 4, 6)}
+    sd = {"wte": floats(rng, 4, 3), "mlp_fc1": floats(rng, 6, 3), "mlp_fc2": floats(rng, 4, 6)}
     dlogits = floats(rng, 4)
 
     def linear_backward():
         dw = [[0.5] * 5 for _ in range(2)]   # gradients already added by other positions
-        dx = ns['linear_backward']([0.7, -1.3], x, w, dw)
+        dx = ns["linear_backward"]([0.7, -1.3], x, w, dw)
         return [dx, dw]
 
     def mlp_backward(token_id):
-        emb = sd['wte'][token_id]
-        h_pre = [sum(a * b for a, b in zip(row, emb)) for row in sd['mlp_fc1']]
+        emb = sd["wte"][token_id]
+        h_pre = [sum(a * b for a, b in zip(row, emb)) for row in sd["mlp_fc1"]]
         h = [max(0.0, v) for v in h_pre]
         grads = {name: [[0.0] * len(row) for row in m] for name, m in sd.items()}
         with patched(ns, state_dict=sd):
             for _ in range(2):   # two positions with the same token: their gradients add up
-                ns['mlp_backward'](list(dlogits), token_id, emb, list(h_pre), list(h), grads)
+                ns["mlp_backward"](list(dlogits), token_id, emb, list(h_pre), list(h), grads)
         return grads
 
-    return [('linear_backward: dx and dw for a (2, 5) matrix', 1e-9, linear_backward),
-            ('mlp_backward: grads for token 2, two positions', 1e-9, lambda: mlp_backward(2)),
-            ('mlp_backward: grads for token 0, two positions', 1e-9, lambda: mlp_backward(0))]
+    return [("linear_backward: dx and dw for a (2, 5) matrix", 1e-9, linear_backward),
+            ("mlp_backward: grads for token 2, two positions", 1e-9, lambda: mlp_backward(2)),
+            ("mlp_backward: grads for token 0, two positions", 1e-9, lambda: mlp_backward(0))]
 
 
 def probe_numerical_grad(ns):
-    sd = {'w': [[0.5, -0.3], [0.2, 0.1]]}
+    sd = {"w": [[0.5, -0.3], [0.2, 0.1]]}
 
     def stand_in_loss(tokens):   # any function of the weights will do
-        w = sd['w']
+        w = sd["w"]
         return math.exp(5 * w[0][1]) + w[1][0] * w[0][0] ** 2 + w[1][1] ** 3
 
     def run(i, j, **eps):
         with patched(ns, state_dict=sd, doc_loss=stand_in_loss):
-            got = ns['numerical_grad']([0, 1], 'w', i, j, **eps)
-        return [got, sd['w']]   # the weights must be put back
+            got = ns["numerical_grad"]([0, 1], "w", i, j, **eps)
+        return [got, sd["w"]]   # the weights must be put back
 
-    return [('numerical_grad for w[0][1]', 1e-8, lambda: run(0, 1)),
-            ('numerical_grad for w[0][0]', 1e-8, lambda: run(0, 0)),
-            ('numerical_grad for w[1][1] with eps = 0.01', 1e-9, lambda: run(1, 1, eps=1e-2))]
+    return [("numerical_grad for w[0][1]", 1e-8, lambda: run(0, 1)),
+            ("numerical_grad for w[0][0]", 1e-8, lambda: run(0, 0)),
+            ("numerical_grad for w[1][1] with eps = 0.01", 1e-9, lambda: run(1, 1, eps=1e-2))]
 
 
 def probe_sgd_update(ns):
     def run(lr_t):
         rng = random.Random(5)
-        sd = {name: floats(rng, 2, 3) for name in 'xyz'}
-        grads = {name: floats(rng, 2, 3) for name in 'xyz'}
+        sd = {name: floats(rng, 2, 3) for name in "xyz"}
+        grads = {name: floats(rng, 2, 3) for name in "xyz"}
         with patched(ns, state_dict=sd):
-            ns['sgd_update'](grads, lr_t)
+            ns["sgd_update"](grads, lr_t)
         return sd
 
-    return [(f'state_dict after sgd_update(grads, {lr})', 1e-12, lambda lr=lr: run(lr))
+    return [(f"state_dict after sgd_update(grads, {lr})", 1e-12, lambda lr=lr: run(lr))
             for lr in [0.1, 0.37]]
 
 
@@ -159,7 +159,7 @@ def probe_sgd_update(ns):
 
 def probe_local_grads(ns):
     def run(a, b):
-        Value = ns['Value']
+        Value = ns["Value"]
         inputs = [Value(a), Value(b), Value(abs(a))]
         x, y, z = inputs
 
@@ -170,13 +170,13 @@ def probe_local_grads(ns):
         return [node(x * y), node(x * 2.5), node(x * x), node(z ** b), node(z.log()),
                 node(x.exp()), node(x.relu())]
 
-    return [(f'*, **, log, exp, relu at ({a}, {b})', 1e-12, lambda a=a, b=b: run(a, b))
+    return [(f"*, **, log, exp, relu at ({a}, {b})", 1e-12, lambda a=a, b=b: run(a, b))
             for a, b in [(2.0, 3.0), (-1.25, 0.5), (1.7, -2.0)]]
 
 
 def probe_backward(ns):
     def two_paths():   # d = (a * b) * a, built by hand: a is used twice
-        Value = ns['Value']
+        Value = ns["Value"]
         a = Value(2.0)
         b = Value(3.0)
         c = Value(6.0, (a, b), (3.0, 2.0))
@@ -185,7 +185,7 @@ def probe_backward(ns):
         return [a.grad, b.grad, c.grad, d.grad]
 
     def diamond():   # a used three times, through paths of different lengths
-        Value = ns['Value']
+        Value = ns["Value"]
         a = Value(1.0)
         b = Value(2.0, (a,), (2.0,))
         c = Value(3.0, (a, b), (1.0, 1.0))
@@ -194,16 +194,16 @@ def probe_backward(ns):
         return [a.grad, b.grad, c.grad]
 
     def chain():   # 300 nodes y_k = 1.01 y_(k-1)
-        x = ns['Value'](1.0)
+        x = ns["Value"](1.0)
         node = x
         for _ in range(300):
-            node = ns['Value'](node.data * 1.01, (node,), (1.01,))
+            node = ns["Value"](node.data * 1.01, (node,), (1.01,))
         node.backward()
         return x.grad
 
-    return [('backward on d = (a * b) * a', 1e-12, two_paths),
-            ('backward on d = c + a + b, c = a + b, b = 2a', 1e-12, diamond),
-            ('backward through a 300-node chain', 1e-9, chain)]
+    return [("backward on d = (a * b) * a", 1e-12, two_paths),
+            ("backward on d = c + a + b, c = a + b, b = 2a", 1e-12, diamond),
+            ("backward through a 300-node chain", 1e-9, chain)]
 
 
 # --- stage 3 ------------------------------------------------------------------------------------
@@ -211,17 +211,17 @@ def probe_backward(ns):
 def probe_rmsnorm(ns):
     def run(x, want_grads):
         xs = values(ns, x)
-        out = ns['rmsnorm'](xs)
+        out = ns["rmsnorm"](xs)
         if not want_grads:
             return [o.data for o in out]
         backprop(out, [0.3, -0.1, 0.7, 0.2, 0.5, -0.9, 0.4][:len(x)])
         return grads(xs)
 
     x = [0.3, -1.2, 2.2, 0.0, 0.9, -0.4, 1.1]
-    return [('rmsnorm([3, 4])', 1e-9, lambda: run([3.0, 4.0], False)),
-            ('rmsnorm of 7 numbers', 1e-9, lambda: run(x, False)),
-            ('rmsnorm of zeros', 1e-9, lambda: run([0.0] * 3, False)),
-            ('gradient through rmsnorm of 7 numbers', 1e-7, lambda: run(x, True))]
+    return [("rmsnorm([3, 4])", 1e-9, lambda: run([3.0, 4.0], False)),
+            ("rmsnorm of 7 numbers", 1e-9, lambda: run(x, False)),
+            ("rmsnorm of zeros", 1e-9, lambda: run([0.0] * 3, False)),
+            ("gradient through rmsnorm of 7 numbers", 1e-7, lambda: run(x, True))]
 
 
 def probe_attention(ns):
@@ -229,18 +229,18 @@ def probe_attention(ns):
     q, keys, vals = floats(rng, 3), floats(rng, 4, 3), floats(rng, 4, 3)
 
     def run(positions, want_grads):
-        inputs = {'q': values(ns, q), 'keys': values(ns, keys[:positions]),
-                  'values': values(ns, vals[:positions])}
+        inputs = {"q": values(ns, q), "keys": values(ns, keys[:positions]),
+                  "values": values(ns, vals[:positions])}
         with patched(ns, head_dim=3):
-            out = ns['attention'](inputs['q'], inputs['keys'], inputs['values'])
+            out = ns["attention"](inputs["q"], inputs["keys"], inputs["values"])
         if not want_grads:
             return [o.data for o in out]
         backprop(out, [0.5, -1.0, 0.8])
         return grads(inputs)   # q and the keys get gradients only through the softmax
 
-    return [('attention over 1 position', 1e-9, lambda: run(1, False)),
-            ('attention over 4 positions, head_dim = 3', 1e-9, lambda: run(4, False)),
-            ('gradient of attention wrt q, keys and values', 1e-7, lambda: run(4, True))]
+    return [("attention over 1 position", 1e-9, lambda: run(1, False)),
+            ("attention over 4 positions, head_dim = 3", 1e-9, lambda: run(4, False)),
+            ("gradient of attention wrt q, keys and values", 1e-7, lambda: run(4, True))]
 
 
 def transformer_probe(ns, function, n_layer, n_head=1):
@@ -248,16 +248,16 @@ def transformer_probe(ns, function, n_layer, n_head=1):
     n_layer layers) with random weights and the real rmsnorm and attention: the outputs, the
     cache lengths, and the gradients of every weight and input."""
     rng = random.Random(13 + n_layer)
-    prefixes = [f'layer{i}.' for i in range(n_layer)] if n_layer else ['']
-    shapes = {'attn_wq': (4, 4), 'attn_wk': (4, 4), 'attn_wv': (4, 4), 'attn_wo': (4, 4),
-              'mlp_fc1': (16, 4), 'mlp_fc2': (4, 16)}
+    prefixes = [f"layer{i}." for i in range(n_layer)] if n_layer else [""]
+    shapes = {"attn_wq": (4, 4), "attn_wk": (4, 4), "attn_wv": (4, 4), "attn_wo": (4, 4),
+              "mlp_fc1": (16, 4), "mlp_fc2": (4, 16)}
     weights = {p + name: floats(rng, *shape) for p in prefixes for name, shape in shapes.items()}
     xs = floats(rng, 3, 4)
 
     def run(want_grads):
         sd = {name: values(ns, w) for name, w in weights.items()}
         inputs = values(ns, xs)
-        caches = [[[] for _ in range(n_layer)] if n_layer else [] for _ in 'kv']   # keys, values
+        caches = [[[] for _ in range(n_layer)] if n_layer else [] for _ in "kv"]   # keys, values
         with patched(ns, state_dict=sd, n_embd=4, n_head=n_head, head_dim=4 // n_head,
                      n_layer=n_layer):
             outs = [ns[function](x, *caches) for x in inputs]
@@ -269,14 +269,14 @@ def transformer_probe(ns, function, n_layer, n_head=1):
         backprop([o for out in outs for o in out], [0.4, -0.6, 0.9, 0.2] * len(outs))
         return [grads(inputs), grads(sd)]
 
-    layers = f' ({n_layer} layers of {n_head} heads)' if n_layer else ''
-    return [(f'{function}{layers}: outputs at 3 positions and cache lengths', 1e-9,
+    layers = f" ({n_layer} layers of {n_head} heads)" if n_layer else ""
+    return [(f"{function}{layers}: outputs at 3 positions and cache lengths", 1e-9,
              lambda: run(False)),
-            (f'{function}{layers}: gradients of every weight and input', 1e-7, lambda: run(True))]
+            (f"{function}{layers}: gradients of every weight and input", 1e-7, lambda: run(True))]
 
 
 def probe_transformer_block(ns):
-    return transformer_probe(ns, 'transformer_block', 0)
+    return transformer_probe(ns, "transformer_block", 0)
 
 
 # --- stage 4 ------------------------------------------------------------------------------------
@@ -286,23 +286,23 @@ def probe_multi_head_attention(ns):
     q, keys, vals = floats(rng, 8), floats(rng, 3, 8), floats(rng, 3, 8)
 
     def run(n_head, want_grads):
-        inputs = {'q': values(ns, q), 'keys': values(ns, keys), 'values': values(ns, vals)}
+        inputs = {"q": values(ns, q), "keys": values(ns, keys), "values": values(ns, vals)}
         with patched(ns, n_head=n_head, head_dim=8 // n_head, n_embd=8):
-            out = ns['multi_head_attention'](inputs['q'], inputs['keys'], inputs['values'])
+            out = ns["multi_head_attention"](inputs["q"], inputs["keys"], inputs["values"])
         if not want_grads:
             return [o.data for o in out]
         backprop(out, floats(random.Random(1), 8))
         return grads(inputs)
 
-    return [('multi_head_attention with 2 heads of 4', 1e-9, lambda: run(2, False)),
-            ('multi_head_attention with 4 heads of 2', 1e-9, lambda: run(4, False)),
-            ('gradient of multi_head_attention (4 heads) wrt q, keys, values', 1e-7,
+    return [("multi_head_attention with 2 heads of 4", 1e-9, lambda: run(2, False)),
+            ("multi_head_attention with 4 heads of 2", 1e-9, lambda: run(4, False)),
+            ("gradient of multi_head_attention (4 heads) wrt q, keys, values", 1e-7,
              lambda: run(4, True))]
 
 
 def probe_transformer_layers(ns):
-    return transformer_probe(ns, 'transformer_layers', 1, 2) + \
-        transformer_probe(ns, 'transformer_layers', 3, 2)
+    return transformer_probe(ns, "transformer_layers", 1, 2) + \
+        transformer_probe(ns, "transformer_layers", 3, 2)
 
 
 # --- stage 5 ------------------------------------------------------------------------------------
@@ -319,19 +319,19 @@ def probe_adam_update(ns):
             for step in range(steps):
                 for p, g in zip(params, floats(rng, 4)):
                     p.grad = g
-                ns['adam_update'](0.01 * (steps - step), step)
+                ns["adam_update"](0.01 * (steps - step), step)
                 trace.append([[p.data for p in params], [p.grad for p in params],
                               list(adam_m), list(adam_v)])
         return trace
 
-    return [('adam_update: one step', 1e-9, lambda: run(0.9, 0.999, 1)),
-            ('adam_update: three steps', 1e-9, lambda: run(0.85, 0.99, 3))]
+    return [("adam_update: one step", 1e-9, lambda: run(0.9, 0.999, 1)),
+            ("adam_update: three steps", 1e-9, lambda: run(0.85, 0.99, 3))]
 
 
 def probe_lr_schedule(ns):
     def run(learning_rate, num_steps):
         with patched(ns, learning_rate=learning_rate, num_steps=num_steps):
-            return [ns['lr_schedule'](step) for step in range(num_steps)]
+            return [ns["lr_schedule"](step) for step in range(num_steps)]
 
-    return [('lr_schedule over 100 steps from 0.01', 1e-12, lambda: run(0.01, 100)),
-            ('lr_schedule over 7 steps from 0.3', 1e-12, lambda: run(0.3, 7))]
+    return [("lr_schedule over 100 steps from 0.01", 1e-12, lambda: run(0.01, 100)),
+            ("lr_schedule over 7 steps from 0.3", 1e-12, lambda: run(0.3, 7))]

@@ -1,10 +1,12 @@
-"""What tools/grade.py runs in each sandbox (python -I -S -c <this text>); never imported. It reads
-its job as JSON on stdin and the submitted file from an inherited descriptor (job['fd']), finds
-the exercise's code in it, runs the handout's code, then the student's, then the exercise's probe,
-and prints {"cell": error or null, "cases": {label: {"value": ...} or {"error": ...}}} on the
-answer channel. Reading and parsing a submission happen here, under the sandbox's limits on
-memory and CPU, so no submission, however big or strange, costs the grader's own process anything.
+"""What tools/grade.py runs in each sandbox (python -I -S -c <compare.py's text, then this>);
+never imported. It reads its job as JSON on stdin and the submitted file from an inherited
+descriptor (job["fd"]), finds the exercise's code in it, runs the handout's code, then the
+student's, then the exercise's probe, and prints {"cell": error or null, "cases": {label:
+{"value": ...} or {"error": ...}}} on the answer channel. Reading and parsing a submission happen
+here, under the sandbox's limits on memory and CPU, so no submission, however big or strange,
+costs the grader's own process anything.
 """
+# ruff: noqa: F821  (compare.py, run before this text, defines plain)
 import ast
 import json
 import os
@@ -17,52 +19,35 @@ job = json.loads(sys.stdin.read())
 import argparse, bisect, collections, contextlib, copy, dataclasses, encodings.utf_8_sig  # noqa
 import functools, gettext, heapq, itertools, math, operator, random, statistics, string  # noqa
 import time, traceback, zlib  # noqa
-if job['isolated'] and os.getuid() == 0:   # root's sandbox: become nobody, no capabilities
+if job["isolated"] and os.getuid() == 0:   # root's sandbox: become nobody, no capabilities
     os.setgroups([])
     os.setgid(65534)
     os.setuid(65534)
-answer_channel = os.fdopen(os.dup(1), 'w')
+answer_channel = os.fdopen(os.dup(1), "w")
 quiet = os.open(os.devnull, os.O_WRONLY)
 os.dup2(quiet, 1)
 os.dup2(quiet, 2)
-mem = job['memory_mb'] * 1024 * 1024
+mem = job["memory_mb"] * 1024 * 1024
 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-resource.setrlimit(resource.RLIMIT_CPU, (job['cpu_s'], job['cpu_s'] + 1))
+resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_s"], job["cpu_s"] + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 
 # a cell marker of a .py export: Jupyter's `# In[ ]:`, jupytext / VS Code / Spyder `# %%`, `#%%`
-CELL_MARK = re.compile(r'^#[ \t]*(?:%%|In\[[ 0-9]*\]:|<codecell>)(.*)$', re.M)
-MAGIC = re.compile(r'^[%!].*$', re.M)   # an IPython magic or shell line, never Python
+CELL_MARK = re.compile(r"^#[ \t]*(?:%%|In\[[ 0-9]*\]:|<codecell>)(.*)$", re.M)
+MAGIC = re.compile(r"^[%!].*$", re.M)   # an IPython magic or shell line, never Python
 MAX_CELLS = 10000   # a handout has about 100 cells
-NOT_RUN = ('; the grader runs only this exercise\'s cell, after the handout\'s own code: put the '
-           'helpers and imports it needs in this cell')
-
-
-def plain(x, depth=0):
-    """Numbers, strings and nested lists / dicts of them (a Value becomes its .data)."""
-    if depth > 30:
-        raise ValueError('nested too deep')
-    if x is None or isinstance(x, (bool, str)):
-        return x
-    if isinstance(x, (int, float)):
-        return float(x)
-    if isinstance(x, dict):
-        return {str(k): plain(v, depth + 1) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [plain(v, depth + 1) for v in x]
-    if hasattr(x, 'data'):
-        return plain(x.data, depth + 1)
-    return repr(x)[:80]
+NOT_RUN = ("; the grader runs only this exercise's cell, after the handout's own code: put the "
+           "helpers and imports it needs in this cell")
 
 
 def error(e, where=None):
     """One line for an exception: of the student's cell (where = its line) or of a probe case."""
     if isinstance(e, NotImplementedError) and where is None:
-        return f'not implemented ({e})'[:300]
-    text = f'raised {type(e).__name__}: {e}' if where is None else \
-        f'your cell raised {type(e).__name__} at line {where}: {e}'
-    return text[:200] + (NOT_RUN if isinstance(e, NameError) else '')
+        return f"not implemented ({e})"[:300]
+    text = f"raised {type(e).__name__}: {e}" if where is None else \
+        f"your cell raised {type(e).__name__} at line {where}: {e}"
+    return text[:200] + (NOT_RUN if isinstance(e, NameError) else "")
 
 
 def read_cells():
@@ -70,32 +55,32 @@ def read_cells():
     read in linear time (a .py export is split at its cell markers)."""
     chunks = []
     size = 0
-    while chunk := os.pread(job['fd'], 1 << 20, size):
+    while chunk := os.pread(job["fd"], 1 << 20, size):
         chunks.append(chunk)
         size += len(chunk)
-        if size > job['max_bytes']:
+        if size > job["max_bytes"]:
             raise ValueError(f'larger than {job["max_bytes"] >> 20} MB')
-    text = b''.join(chunks).decode('utf-8-sig', 'replace')   # -sig: an editor's byte-order mark
-    if job['kind'] == 'py':
+    text = b"".join(chunks).decode("utf-8-sig", "replace")   # -sig: an editor's byte-order mark
+    if job["kind"] == "py":
         parts = CELL_MARK.split(text, MAX_CELLS)   # text, marker, text, marker, text ...
         if len(parts) > 2 * MAX_CELLS:
-            raise ValueError(f'{MAX_CELLS} cells or more')
-        return [(parts[0], None)] + [(parts[k + 1], re.findall(r'exercise\s+(\d+\.\d+)',
+            raise ValueError(f"{MAX_CELLS} cells or more")
+        return [(parts[0], None)] + [(parts[k + 1], re.findall(r"exercise\s+(\d+\.\d+)",
                                                               parts[k]) or None)
                                      for k in range(1, len(parts), 2)]
     cells = []
-    nb_cells = json.loads(text).get('cells', [])
+    nb_cells = json.loads(text).get("cells", [])
     if len(nb_cells) > MAX_CELLS:
-        raise ValueError(f'more than {MAX_CELLS} cells')
+        raise ValueError(f"more than {MAX_CELLS} cells")
     for cell in nb_cells:
-        if cell.get('cell_type') != 'code':
+        if cell.get("cell_type") != "code":
             continue
-        src = cell.get('source', '')
-        src = ''.join(src) if isinstance(src, list) else src
+        src = cell.get("source", "")
+        src = "".join(src) if isinstance(src, list) else src
         if not isinstance(src, str):
-            raise ValueError('a code cell\'s source is not text')
-        meta = cell.get('metadata', {}).get('microgpt', {})
-        tags = meta.get('exercises') if meta.get('source') == 'exercise' else None
+            raise ValueError("a code cell's source is not text")
+        meta = cell.get("metadata", {}).get("microgpt", {})
+        tags = meta.get("exercises") if meta.get("source") == "exercise" else None
         cells.append((src, [str(t) for t in tags] if isinstance(tags, list) else None))
     return cells
 
@@ -107,7 +92,7 @@ def parsed(src):
     try:
         tree = ast.parse(src)
     except SyntaxError as e:
-        without = MAGIC.sub('pass', src)
+        without = MAGIC.sub("pass", src)
         if without == src:
             raise
         try:
@@ -115,9 +100,9 @@ def parsed(src):
         except SyntaxError:
             raise e from None
     for node in tree.body:
-        call = getattr(node, 'value', None)
-        if getattr(getattr(call, 'func', None), 'attr', '') == 'run_cell_magic' and \
-                len(call.args) == 3 and isinstance(getattr(call.args[2], 'value', None), str):
+        call = getattr(node, "value", None)
+        if getattr(getattr(call, "func", None), "attr", "") == "run_cell_magic" and \
+                len(call.args) == 3 and isinstance(getattr(call.args[2], "value", None), str):
             return parsed(call.args[2].value)
     return src, tree
 
@@ -130,24 +115,24 @@ class NoIPython:
 
 def keep_definitions(src, tree):
     """The source with every top-level statement but imports, functions and classes blanked."""
-    lines = src.split('\n')
+    lines = src.split("\n")
     keep = [False] * len(lines)
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
-            first = node.lineno - 1 - len(getattr(node, 'decorator_list', []))
+            first = node.lineno - 1 - len(getattr(node, "decorator_list", []))
             keep[first:node.end_lineno] = [True] * (node.end_lineno - first)
-    return '\n'.join(line if keep[k] else '' for k, line in enumerate(lines))
+    return "\n".join(line if keep[k] else "" for k, line in enumerate(lines))
 
 
 def student_code(cells):
     """The code to run: the exercise's own cell as it is, else the definitions of the last other
     cell that defines all the exercise's names. Raises LookupError with the reason for 0 points."""
-    ex = job['exercise']
+    ex = job["exercise"]
     order = [(src, True) for src, tags in cells if tags and ex in tags] + \
         [(src, False) for src, tags in reversed(cells) if not (tags and ex in tags)]
     syntax = None
     for src, tagged in order:
-        if not all(re.search(rf'\b(def|class)\s+{n}\b', src) for n in job['defines']):
+        if not all(re.search(rf"\b(def|class)\s+{n}\b", src) for n in job["defines"]):
             continue   # cannot define them all: not parsed
         try:
             src, tree = parsed(src)
@@ -156,55 +141,55 @@ def student_code(cells):
                                f'{getattr(e, "msg", e)}'
             continue
         names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        if set(job['defines']) <= names:
+        if set(job["defines"]) <= names:
             return src if tagged else keep_definitions(src, tree)
     raise LookupError(syntax or f'missing: no code cell defines {", ".join(job["defines"])}')
 
 
 def answer():
-    if 'code' in job:
-        code = job['code']
+    if "code" in job:
+        code = job["code"]
     else:
         try:
             cells = read_cells()
         except BaseException as e:   # bad JSON, too big or too deep to parse, ...
-            return {'cell': f'cannot read the submission: {type(e).__name__}: {e}'[:300],
-                    'cases': {}}
+            return {"cell": f"cannot read the submission: {type(e).__name__}: {e}"[:300],
+                    "cases": {}}
         try:
             code = student_code(cells)
         except LookupError as e:
-            return {'cell': str(e), 'cases': {}}
+            return {"cell": str(e), "cases": {}}
         except BaseException as e:
-            return {'cell': f'cannot parse your cell: {type(e).__name__}', 'cases': {}}
+            return {"cell": f"cannot parse your cell: {type(e).__name__}", "cases": {}}
         del cells
-    sys.stdout = sys.stderr = open(os.devnull, 'w')   # what the code prints is not kept
-    sys.argv = ['stage.py']
-    ns = {'__name__': '__main__', '__file__': os.path.join(os.getcwd(), 'stage.py'),
-          'get_ipython': NoIPython}
-    for label, src in job['context']:
+    sys.stdout = sys.stderr = open(os.devnull, "w")   # what the code prints is not kept
+    sys.argv = ["stage.py"]
+    ns = {"__name__": "__main__", "__file__": os.path.join(os.getcwd(), "stage.py"),
+          "get_ipython": NoIPython}
+    for label, src in job["context"]:
         for stmt in ast.parse(src).body:
             try:   # statements that need an unfinished exercise fail; the rest still defines
-                exec(compile(ast.Module([stmt], []), f'<handout: {label}>', 'exec'), ns)
+                exec(compile(ast.Module([stmt], []), f"<handout: {label}>", "exec"), ns)
             except BaseException:
                 pass
     try:
-        exec(compile(code, 'submission.py', 'exec'), ns)
+        exec(compile(code, "submission.py", "exec"), ns)
     except BaseException as e:
-        line = getattr(e, 'lineno', None) or (traceback.extract_tb(e.__traceback__)[-1].lineno
-                                              if e.__traceback__ else '?')
-        return {'cell': error(e, line), 'cases': {}}
-    probes = {'__name__': 'probes'}
-    exec(job['probes'], probes)
+        line = getattr(e, "lineno", None) or (traceback.extract_tb(e.__traceback__)[-1].lineno
+                                              if e.__traceback__ else "?")
+        return {"cell": error(e, line), "cases": {}}
+    probes = {"__name__": "probes"}
+    exec(job["probes"], probes)
     try:
-        cases = probes['probe_' + job['name']](ns)
+        cases = probes["probe_" + job["name"]](ns)
     except BaseException as e:
-        return {'cell': error(e), 'cases': {}}
-    found = {'cell': None, 'cases': {}}
+        return {"cell": error(e), "cases": {}}
+    found = {"cell": None, "cases": {}}
     for label, tolerance, thunk in cases:
         try:
-            found['cases'][label] = {'value': plain(thunk()), 'tolerance': tolerance}
+            found["cases"][label] = {"value": plain(thunk()), "tolerance": tolerance}
         except BaseException as e:
-            found['cases'][label] = {'error': error(e)}
+            found["cases"][label] = {"error": error(e)}
     return found
 
 

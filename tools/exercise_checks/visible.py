@@ -1,12 +1,13 @@
 """Visible exercise checks: tools/exercises.py copies each function into the handout's check
-cell after its exercise, and tools/grade.py runs them too. A check receives the namespace that
-holds the student's code, calls the student's function on small inputs and compares the result
-with an answer found another way (a small case worked out by hand, finite differences), raising
-CheckFailed with a specific message. It never calls another exercise's function: where the code
-under test needs one, the check patches in a stand-in, so each exercise is checked on its own.
-The helpers (expect, expect_close, patched, ...) come from helpers.py.
+cell after its exercise (and nbgrader_course.py into its visible checks). A check receives the
+namespace that holds the student's code, calls the student's function on small inputs and
+compares the result with an answer found another way (a small case worked out by hand, finite
+differences), raising CheckFailed with a specific message. It never calls another exercise's
+function: where the code under test needs one, the check patches in a stand-in, so each exercise
+is checked on its own. The helpers (expect, expect_close, patched, ...) come from helpers.py.
 """
-# ruff: noqa: F821  (helpers.py defines the names these checks use)
+# ruff: noqa: F821, Q000  (helpers.py defines the names these checks use; the checks are handout
+# text, copied as they are: tools/exercises.py)
 
 
 def value_tree(Value, x, leaves, nudge=(None, 0.0)):

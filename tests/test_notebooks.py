@@ -19,7 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 import make_notebooks  # noqa: E402
-import repo  # noqa: E402
 import stages  # noqa: E402
 
 STAGES = range(len(stages.STAGE_FILES))
@@ -92,8 +91,8 @@ def test_notebook_is_small_ascii_named_with_stable_ids_and_executed_outputs(i):
 def test_index_has_a_colab_badge_for_every_notebook():
     readme = (ROOT / "notebooks" / "README.md").read_text(encoding="utf-8")
     for i in STAGES:
-        url = repo.colab_url(f"notebooks/{make_notebooks.notebook_name(i)}")
-        assert f"[![Open In Colab]({repo.COLAB_BADGE})]({url})" in readme
+        url = stages.colab_url(f"notebooks/{make_notebooks.notebook_name(i)}")
+        assert f"[![Open In Colab]({stages.COLAB_BADGE})]({url})" in readme
 
 
 def test_a_section_without_prose_stops_the_build(tmp_path):
@@ -102,7 +101,7 @@ def test_a_section_without_prose_stops_the_build(tmp_path):
     text = prose.read_text(encoding="utf-8")
     start = text.index("## evaluation")
     prose.write_text(text[:start] + text[text.index("## sampling"):], encoding="utf-8")
-    with pytest.raises(make_notebooks.BuildError, match='section "evaluation" .* has no prose'):
+    with pytest.raises(stages.CourseError, match='section "evaluation" .* has no prose'):
         make_notebooks.build_cells(3, root)
 
 
@@ -111,7 +110,7 @@ def test_prose_for_a_section_the_script_lacks_stops_the_build(tmp_path):
     prose = root / "notebooks" / "prose" / "train0_bigram.md"
     prose.write_text(prose.read_text(encoding="utf-8") + "\n## autograd: not in stage 0\n\nText.\n",
                      encoding="utf-8")
-    with pytest.raises(make_notebooks.BuildError, match='section "autograd", which'):
+    with pytest.raises(stages.CourseError, match='section "autograd", which'):
         make_notebooks.build_cells(0, root)
 
 
@@ -120,7 +119,7 @@ def test_prose_for_a_part_the_section_lacks_stops_the_build(tmp_path):
     prose = root / "notebooks" / "prose" / "train5_adam.md"
     text = prose.read_text(encoding="utf-8").replace("### adam_update:", "### adam_step:")
     prose.write_text(text, encoding="utf-8")
-    with pytest.raises(make_notebooks.BuildError, match='no part named "adam_step"'):
+    with pytest.raises(stages.CourseError, match='no part named "adam_step"'):
         make_notebooks.build_cells(5, root)
 
 
@@ -129,24 +128,32 @@ def test_an_unknown_figure_key_stops_the_build(tmp_path):
     prose = root / "notebooks" / "prose" / "train0_bigram.md"
     prose.write_text(prose.read_text(encoding="utf-8") + "\nIt scores {{exp:ladder.s9.1000}}.\n",
                      encoding="utf-8")
-    with pytest.raises(make_notebooks.BuildError, match="unknown figure"):
+    with pytest.raises(stages.CourseError, match="unknown figure"):
         make_notebooks.build_notebook(0, root)
 
 
 def test_a_figure_placeholder_becomes_the_committed_figure():
-    import experiments
     nb = make_notebooks.build_notebook(0, ROOT)
     prose = "".join(source(cell) for cell in nb.cells if cell["cell_type"] == "markdown")
-    assert experiments.quote("ladder", stage=0, steps=1000) in prose
+    assert stages.read_figures()["figures"]["ladder.s0.1000"] in prose
     assert "{{exp:" not in prose
 
 
 def test_a_budget_name_in_a_figure_key_follows_the_experiments_plan():
     import experiments
     text = "{{exp:ablation.sgd.SHORT}} at {{exp:ABLATION_LONG}} steps"
-    resolved = make_notebooks.resolve_figures(text, "test", set())
-    assert resolved == (f"{experiments.quote('ablation', name='sgd', steps=experiments.SHORT)} at "
-                        f"{experiments.ABLATION_LONG:,} steps")
+    resolved = stages.fill_figures(text, "test")
+    sgd = experiments.quotes(experiments.load_results())[f"ablation.sgd.{experiments.SHORT}"]
+    assert resolved == f"{sgd} at {experiments.ABLATION_LONG:,} steps"
+
+
+def test_a_planned_figure_not_measured_yet_is_marked_and_any_other_key_stops(monkeypatch):
+    missing = set()
+    text = stages.fill_figures("{{exp:ablation.demo_full.2000}}", "test", missing)
+    assert text == "(not measured yet: ablation.demo_full.2000)"
+    assert missing == {"ablation.demo_full.2000"}
+    with pytest.raises(stages.CourseError, match="test: unknown figure"):
+        stages.fill_figures("{{exp:ladder.s9.SHORT}}", "test")
 
 
 @pytest.mark.parametrize("i", STAGES)
@@ -166,11 +173,11 @@ def test_stage3_and_5_try_it_are_ablations_of_the_experiments(i, name):
 
 
 def test_a_changed_figure_keeps_the_outputs():
-    old = make_notebooks.existing(NOTEBOOKS[3])
+    old = stages.read_notebook(NOTEBOOKS[3])
     nb = make_notebooks.build_notebook(3, ROOT)
     prose = [cell for cell in nb.cells if cell["cell_type"] == "markdown"]
     prose[-1]["source"] += " 9.999 ± 0.001 (3 seeds)"   # as if results.json had changed
-    kept = make_notebooks.with_outputs_of(nb, old)
+    kept = stages.outputs_kept(nb, old)
     assert kept is not None
     assert [c.get("outputs") for c in kept.cells] == [c.get("outputs") for c in old.cells]
 
@@ -207,7 +214,7 @@ def test_setup_cell_downloads_the_data_from_the_repository_outside_a_checkout(tm
     setup = source(load(NOTEBOOKS[5])["cells"][1])
     namespace = {}
     exec(setup, namespace)
-    raw = f"https://raw.githubusercontent.com/{repo.GITHUB_REPO}/{repo.GITHUB_BRANCH}/"
+    raw = f"https://raw.githubusercontent.com/{stages.GITHUB_REPO}/{stages.GITHUB_BRANCH}/"
     assert fetched == [raw + "data/names.txt", raw + "train5_adam.py"]   # the try-it cell runs it
     assert (tmp_path / "data" / "names.txt").is_file()
     assert (tmp_path / "train5_adam.py").is_file()
@@ -239,6 +246,7 @@ def run_notebook_and_script(i):
     return ran, script
 
 
+@pytest.mark.slow
 def test_every_notebook_runs_top_to_bottom_and_prints_what_its_script_prints(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")   # headless; inherited by the kernels
     with ThreadPoolExecutor(2) as pool:

@@ -11,13 +11,13 @@ function say(text) {
   for (const line of statusLines()) line.textContent = text;
 }
 
-function startPython() {
-  const started = performance.now();
+function startPython(started = performance.now()) {
   document.body.dataset.python = "loading";
   worker = new Worker("worker.mjs", { type: "module" });
   worker.onmessage = ({ data }) => {
     if (data.type === "ready") {
       document.body.dataset.python = "ready";
+      // from the page's navigation (the first) or from a restart after Stop
       document.body.dataset.readySeconds = ((performance.now() - started) / 1000).toFixed(2);
       say(`Python ready (${data.seconds.toFixed(1)} s)`);
     } else if (data.type === "fatal") {
@@ -142,6 +142,6 @@ function setupNotebook(section) {
   };
 }
 
-startPython();
+startPython(0);
 document.querySelectorAll(".runner").forEach(setupRunner);
 document.querySelectorAll(".notebook").forEach(setupNotebook);

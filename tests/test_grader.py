@@ -48,6 +48,7 @@ def reference_and_untouched(tmp_path_factory):
         "reference_export.py": grade.make_submission(stage, "py")}) for stage in STAGES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_reference_solutions_score_full_marks(reference_and_untouched, stage):
     for student in ["reference", "reference_export"]:
@@ -56,6 +57,7 @@ def test_reference_solutions_score_full_marks(reference_and_untouched, stage):
             assert res[ex_id] == (10.0, "all checks passed"), (student, ex_id)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_untouched_handouts_score_zero(reference_and_untouched, stage):
     res = reference_and_untouched[stage]["untouched"]
@@ -64,6 +66,7 @@ def test_untouched_handouts_score_zero(reference_and_untouched, stage):
         assert "not implemented" in res[ex_id][1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, stage):
     files = {}
@@ -81,6 +84,7 @@ def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, st
                 assert res[other][0] == 10.0, (name, other, res[other])
 
 
+@pytest.mark.slow
 def test_grader_survives_broken_submissions(tmp_path):
     files = {kind + ".ipynb": grade.make_submission(3, kind, "3.2")
              for kind in ["loop", "raise", "syntax", "no_checks"]}
@@ -163,6 +167,7 @@ def exercise_cell(nb, ex_id):
     return next(c for c in nb["cells"] if ex_id in c["metadata"]["microgpt"].get("exercises", []))
 
 
+@pytest.mark.slow
 def test_correct_answers_written_another_way_keep_full_marks(tmp_path):
     """Sampling from cumulative probabilities, rmsnorm written inside the block, attention
     written inside multi_head_attention: the probes use the real collaborators."""

@@ -71,6 +71,7 @@ def public_folder():
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user", ["own_user", "unprivileged_user"])
 def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user, public_folder):
     require_sandbox()

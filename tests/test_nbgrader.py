@@ -128,6 +128,7 @@ def points(stage):
     return sum(ex.points for ex in exercises.stage_exercises(stage))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_source_notebook_scores_full_marks_and_released_notebook_zero(course, stage):
     scores, _ = course
@@ -135,11 +136,13 @@ def test_source_notebook_scores_full_marks_and_released_notebook_zero(course, st
     assert scores["unsolved", stage] == (0, points(stage))
 
 
+@pytest.mark.slow
 def test_faked_helpers_and_edited_locked_cells_do_not_make_an_unsolved_notebook_pass(course):
     scores, _ = course
     assert scores["cheater", CHEAT_STAGE] == (0, points(CHEAT_STAGE))
 
 
+@pytest.mark.slow
 def test_autograde_puts_back_every_locked_cell_and_the_deleted_hidden_check(course):
     _, dirs = course
     course_dir = dirs[[CHEAT_STAGE in half for half in HALVES].index(True)]
@@ -156,6 +159,7 @@ def test_autograde_puts_back_every_locked_cell_and_the_deleted_hidden_check(cour
     assert any("BEGIN HIDDEN TESTS" in source for source in by_id.values())
 
 
+@pytest.mark.slow
 def test_release_has_stubs_and_no_solutions_or_hidden_checks(course):
     _, dirs = course
     for course_dir, half in zip(dirs, HALVES):

@@ -115,6 +115,7 @@ def test_every_production_claim_section_cites_a_paper():
         assert "et al. 20" in section, section.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_at_a_small_budget(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb, _ = epilogue.build_notebook(ROOT)

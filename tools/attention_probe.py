@@ -39,10 +39,10 @@ for _doc in val_docs:
     for _pos_id in range(_length, 2 * _length):
         _max_weights.append(max(_rows[_pos_id]))
         _on_match.append(_rows[_pos_id][_pos_id + 1 - _length])
-softmax = _script_softmax
-print('attention: ' + _json.dumps({
-    'length': _length,
-    'grid': [[round(w / len(val_docs), 4) for w in row] for row in _grid_sum],
-    'lookback': list(range(_length, 2 * _length)),
-    'max_weight': round(sum(_max_weights) / len(_max_weights), 4),
-    'on_match': round(sum(_on_match) / len(_on_match), 4)}))
+softmax = _script_softmax   # noqa: F811  (gpt() called the recording one)
+print("attention: " + _json.dumps({
+    "length": _length,
+    "grid": [[round(w / len(val_docs), 4) for w in row] for row in _grid_sum],
+    "lookback": list(range(_length, 2 * _length)),
+    "max_weight": round(sum(_max_weights) / len(_max_weights), 4),
+    "on_match": round(sum(_on_match) / len(_on_match), 4)}))

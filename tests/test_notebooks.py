@@ -93,6 +93,14 @@ def test_index_has_a_colab_badge_for_every_notebook():
     for i in STAGES:
         url = stages.colab_url(f"notebooks/{make_notebooks.notebook_name(i)}")
         assert f"[![Open In Colab]({stages.COLAB_BADGE})]({url})" in readme
+    assert f"]({stages.site_url()})" in readme   # the in-browser course
+
+
+@pytest.mark.parametrize("i", STAGES)
+def test_header_links_colab_and_the_stage_in_the_browser(i):
+    header = source(load(NOTEBOOKS[i])["cells"][0])
+    colab = stages.colab_url(f"notebooks/{make_notebooks.notebook_name(i)}")
+    assert f"({colab}) [Run in your browser]({stages.site_url(f'stage{i}.html')})" in header
 
 
 def test_a_section_without_prose_stops_the_build(tmp_path):
@@ -108,8 +116,8 @@ def test_a_section_without_prose_stops_the_build(tmp_path):
 def test_prose_for_a_section_the_script_lacks_stops_the_build(tmp_path):
     root = copy_sources(tmp_path)
     prose = root / "notebooks" / "prose" / "train0_bigram.md"
-    prose.write_text(prose.read_text(encoding="utf-8") + "\n## autograd: not in stage 0\n\nText.\n",
-                     encoding="utf-8")
+    extra = "\n## autograd: not in stage 0\n\nText.\n"
+    prose.write_text(prose.read_text(encoding="utf-8") + extra, encoding="utf-8")
     with pytest.raises(stages.CourseError, match='section "autograd", which'):
         make_notebooks.build_cells(0, root)
 

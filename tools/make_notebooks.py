@@ -253,6 +253,7 @@ def header_markdown(i, title, goal, root):
         f"[{j} {stages.concept(j)}]({colab_link(j)})" for j in range(len(stages.STAGE_FILES)))
     return stages.template(
         TEXT, "header", title=title, goal=goal, badge=stages.COLAB_BADGE, colab=colab_link(i),
+        site=stages.site_url(f"stage{i}.html"),
         script=script, script_url=stages.github_url(script), prose=f"{PROSE_DIR}/{stem(i)}.md",
         course=course, changed=what_changed(i, root),
         experiments=stages.github_url("benchmarks/experiments/README.md"))
@@ -461,6 +462,7 @@ def readme_text(root):
             f"({stages.COLAB_BADGE})]({colab_link(i)}) | {read_prose(i, root)[3]} |"
             for i in range(len(stages.STAGE_FILES))]
     return stages.template(TEXT, "readme", rows="\n".join(rows), badge=stages.COLAB_BADGE,
+                           site=stages.site_url(),
                            epilogue=stages.colab_url(f"{NOTEBOOK_DIR}/epilogue.ipynb")) + "\n"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import ROOT
 import experiments  # noqa: E402  (conftest puts tools/ on sys.path)
+import experiments_report as report  # noqa: E402
 import stages  # noqa: E402
 
 
@@ -18,11 +19,11 @@ def test_committed_results_tables_and_figures_are_fresh():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("ablation", experiments.ABLATIONS + experiments.DEMOS,
+@pytest.mark.parametrize("ablation", report.ABLATIONS + report.DEMOS,
                          ids=lambda a: a.name)
 def test_each_ablation_edit_matches_once_and_the_copy_compiles(ablation):
     original = stages.read_stage(ablation.stage)
-    patched = experiments.patch(original, ablation.edits)   # raises unless each matches once
+    patched = report.patch(original, ablation.edits)   # raises unless each matches once
     compile(patched, stages.STAGE_FILES[ablation.stage], "exec")
     assert (patched != original) == bool(ablation.edits)
     assert ablation.edits or ablation.settings   # every ablation changes something (a demo
@@ -38,19 +39,19 @@ def test_code_hash_ignores_comments_and_docstrings_but_not_code():
 
 def test_patch_refuses_an_edit_that_matches_twice_or_never():
     with pytest.raises(stages.CourseError, match="2 times"):
-        experiments.patch("x = 1\nx = 1\n", [("x = 1", "x = 2")])
+        report.patch("x = 1\nx = 1\n", [("x = 1", "x = 2")])
     with pytest.raises(stages.CourseError, match="0 times"):
-        experiments.patch("x = 1\n", [("y = 1", "y = 2")])
+        report.patch("x = 1\n", [("y = 1", "y = 2")])
 
 
 def test_an_ablated_copy_trains_and_its_output_is_parsed(names_file, monkeypatch):
     monkeypatch.setattr(experiments, "DATA", names_file)
-    job = experiments.Job("ablation", "attention_current", experiments.FULL_STAGE, 2, 1)
+    job = experiments.Job("ablation", "attention_current", report.FULL_STAGE, 2, 1)
     run = experiments.run_job(job, train_names=set(), data_names={"anna"})
     assert "error" not in run, run.get("error")
     assert 0 < run["val_loss"] < 10
     assert 0 < run["train_loss_last50"] < 10
-    assert len(run["samples"]) == experiments.NUM_SAMPLES
+    assert len(run["samples"]) == report.NUM_SAMPLES
     assert run["samples_in_train"] == 0
     assert run["sha256"] == experiments.sha256_text(experiments.job_script(job)[1])
 
@@ -69,7 +70,7 @@ def fake_results(ladder, ablated=None):
 
 def test_quote_gives_the_mean_its_effective_choices_and_its_spread():
     results = fake_results([2.428, 2.432, 2.436])
-    quotes = experiments.quotes(results)
+    quotes = report.quotes(results)
     assert quotes["ladder.s5.1000"] == "2.432 nats"
     assert quotes["ladder.s5.1000.choices"] == "11.4"   # e ** 2.432 = 11.38
     assert quotes["ladder.s5.1000.spread"] == "± 0.004 over 3 seeds"
@@ -78,45 +79,45 @@ def test_quote_gives_the_mean_its_effective_choices_and_its_spread():
 
 def test_ablation_quote_says_whether_every_seed_agrees():
     apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])
-    assert experiments.quotes(apart)["ablation.no_rmsnorm.1000"] == \
+    assert report.quotes(apart)["ablation.no_rmsnorm.1000"] == \
         "+0.030 nats, worse on every seed"
     mixed = fake_results([2.40, 2.41, 2.42], [2.39, 2.42, 2.43])
-    assert experiments.quotes(mixed)["ablation.no_rmsnorm.1000"] == \
+    assert report.quotes(mixed)["ablation.no_rmsnorm.1000"] == \
         "+0.003 nats, within noise: better on some seeds, worse on others"
 
 
 def test_ablation_beyond_the_seed_spread_only_when_the_ranges_do_not_overlap():
     apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])
-    assert experiments.figures(apart)["ablation.no_rmsnorm.1000.exceeds_spread"] is True
+    assert report.figures(apart)["ablation.no_rmsnorm.1000.exceeds_spread"] is True
     overlapping = fake_results([2.40, 2.41, 2.42], [2.42, 2.41, 2.45])
-    figures = experiments.figures(overlapping)
+    figures = report.figures(overlapping)
     assert figures["ablation.no_rmsnorm.1000.exceeds_spread"] is False
     assert figures["ablation.no_rmsnorm.1000.diff_min"] == pytest.approx(0.0)
     assert figures["ablation.no_rmsnorm.1000.diff_max"] == pytest.approx(0.03)
 
 
 def committed_val(name, steps, group="ablation"):
-    return experiments.val_by_seed(experiments.load_results()["runs"], group, name, steps)
+    return report.val_by_seed(experiments.load_results()["runs"], group, name, steps)
 
 
-@pytest.mark.parametrize("steps", [experiments.SHORT, experiments.LONG])
+@pytest.mark.parametrize("steps", [report.SHORT, report.LONG])
 @pytest.mark.parametrize("name", ["s3_no_context", "s3_attention_current", "s3_no_position"])
 def test_stage3_factorial_of_attention_and_position_is_measured_on_every_seed(name, steps):
-    assert set(committed_val(name, steps)) == set(experiments.SEEDS)
-    assert set(committed_val("stage3", steps, "ladder")) == set(experiments.SEEDS)
+    assert set(committed_val(name, steps)) == set(report.SEEDS)
+    assert set(committed_val("stage3", steps, "ladder")) == set(report.SEEDS)
 
 
 def test_attention_demo_beats_current_position_only_by_far_on_every_seed():
-    full = committed_val("demo_full", experiments.DEMO_STEPS, "demo")
-    current = committed_val("demo_current", experiments.DEMO_STEPS, "demo")
-    assert set(full) == set(current) == set(experiments.SEEDS)
-    for seed in experiments.SEEDS:
+    full = committed_val("demo_full", report.DEMO_STEPS, "demo")
+    current = committed_val("demo_current", report.DEMO_STEPS, "demo")
+    assert set(full) == set(current) == set(report.SEEDS)
+    for seed in report.SEEDS:
         assert current[seed] - full[seed] > 0.5, seed   # nats: a gap no one can miss
 
 
 def test_attention_demo_looks_back_with_most_of_its_weight_on_every_seed():
     runs = [r for r in experiments.load_results()["runs"] if r["name"] == "demo_full"]
-    assert {r["seed"] for r in runs} == set(experiments.SEEDS)
+    assert {r["seed"] for r in runs} == set(report.SEEDS)
     for run in runs:
         assert run["attention"]["max_weight"] >= 0.5, run["seed"]
         assert run["attention"]["on_match"] >= 0.5, run["seed"]   # and on the right letter

@@ -149,10 +149,11 @@ def test_a_figure_placeholder_becomes_the_committed_figure():
 
 def test_a_budget_name_in_a_figure_key_follows_the_experiments_plan():
     import experiments
+    import experiments_report as report
     text = "{{exp:ablation.sgd.SHORT}} at {{exp:ABLATION_LONG}} steps"
     resolved = stages.fill_figures(text, "test")
-    sgd = experiments.quotes(experiments.load_results())[f"ablation.sgd.{experiments.SHORT}"]
-    assert resolved == f"{sgd} at {experiments.ABLATION_LONG:,} steps"
+    sgd = report.quotes(experiments.load_results())[f"ablation.sgd.{report.SHORT}"]
+    assert resolved == f"{sgd} at {report.ABLATION_LONG:,} steps"
 
 
 def test_a_planned_figure_not_measured_yet_is_marked_and_any_other_key_stops(monkeypatch):
@@ -174,9 +175,9 @@ def test_try_it_edits_each_match_the_script_exactly_once(i):
 
 @pytest.mark.parametrize("i, name", [(3, "s3_no_context"), (5, "sgd")])
 def test_stage3_and_5_try_it_are_ablations_of_the_experiments(i, name):
-    import experiments
+    import experiments_report as report
     _, edits, _, copy_settings = make_notebooks.try_it_spec(i)
-    ablation = experiments.ABLATION_BY_NAME[name]
+    ablation = report.ABLATION_BY_NAME[name]
     assert ablation.edits == edits and ablation.settings == copy_settings
 
 
@@ -269,7 +270,7 @@ def test_every_notebook_runs_top_to_bottom_and_prints_what_its_script_prints(mon
 
 def test_stage3_demo_cell_trains_with_the_settings_of_the_committed_demo_runs():
     """The notebook's live demo is the experiments' seed-1 run: same steps, same settings."""
-    import experiments
+    import experiments_report as experiments
     prose = (ROOT / "notebooks" / "prose" / "train3_single_head.md").read_text(encoding="utf-8")
     demo = re.search(r"^DEMO = (\{.*?\})", prose, re.M | re.S).group(1)
     assert f"'num_steps': {experiments.DEMO_STEPS}" in demo

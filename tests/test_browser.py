@@ -51,7 +51,7 @@ def missing():
 
 
 @pytest.fixture(scope="module")
-def native():
+def native(site):
     """CPython's output of every stage at SMALL, computed beside the browser's runs."""
     def run(i):
         argv = [f"--{name}={value}" for name, value in SMALL.items()]
@@ -62,7 +62,7 @@ def native():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, native):
+def site(tmp_path_factory):
     problem = missing()
     if problem and os.environ.get("CI") == "true":
         pytest.fail(f"the browser test must run in CI: {problem}")
@@ -99,7 +99,7 @@ def gradient_error(text):
 
 
 @pytest.mark.parametrize("i", range(len(stages.STAGE_FILES)))
-def test_stage_prints_what_cpython_prints(i, site, context, native):
+def test_stage_prints_what_cpython_prints(i, native, site, context):
     page = context.new_page()
     page.goto(f"{site}stage{i}.html")
     browser.wait_ready(page)

@@ -64,9 +64,10 @@ def run_stage(page, settings, timeout_s=120):
     section = page.locator(".runner")
     for name, value in settings.items():
         section.locator(f"input[name={name}]").fill(str(value))
+    jobs = int(page.evaluate("document.body.dataset.jobs || 0"))   # jobs finished so far
     section.locator("button.run").click()
-    page.wait_for_function("document.body.dataset.python === 'busy'", timeout=10_000)
-    page.wait_for_function("document.body.dataset.python === 'ready'", timeout=timeout_s * 1000)
+    page.wait_for_function(f"Number(document.body.dataset.jobs || 0) > {jobs}",
+                           timeout=timeout_s * 1000)
     return section.locator(".output").text_content(), section.locator(".status").text_content()
 
 

@@ -33,6 +33,7 @@ function startPython(started = performance.now()) {
       const current = job;
       job = null;
       document.body.dataset.python = "ready";
+      document.body.dataset.jobs = Number(document.body.dataset.jobs || 0) + 1;
       current.resolve(data.status);
     }
   };

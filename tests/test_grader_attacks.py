@@ -24,11 +24,13 @@ import grade  # noqa: E402
 import stages  # noqa: E402
 
 PROBES = exercises.CHECKS_DIR / "probes.py"
+HELPERS = exercises.VISIBLE_DIR / "helpers.py"   # the probes use its patched()
 STUB = "raise NotImplementedError('exercise 3.2: One attention head')\n"
 
 # Each attack replaces the stub line of attention() in the untouched handout (ATTACK_BODY) or
-# runs at the top of the exercise cell (ATTACK_CELL). {grader_pid}, {repo}, {folder} and
-# {probes} are filled in: what a student could find out (a pid, paths on the instructor's machine).
+# runs at the top of the exercise cell (ATTACK_CELL). {grader_pid}, {repo}, {folder}, {probes}
+# and {helpers} are filled in: what a student could find out (a pid, paths on the instructor's
+# machine).
 ATTACK_CELL = {
     "main_state": """
 import json, sys
@@ -65,7 +67,7 @@ sys.modules['__main__'].answer_channel.flush()
 os._exit(0)
 """,
     "rewrites_checks": """
-for path in [{probes!r}, {probes!r}.replace('probes.py', 'helpers.py')]:
+for path in [{probes!r}, {helpers!r}]:
     try:
         with open(path, 'a') as f:
             f.write('\\n# rewritten by a student\\n')
@@ -139,7 +141,7 @@ def attack_notebook(name, grader_pid, folder):
     cell = next(c for c in nb["cells"]
                 if "3.2" in c["metadata"]["microgpt"].get("exercises", []))
     fill = {"grader_pid": grader_pid, "repo": str(stages.ROOT), "folder": str(folder),
-            "probes": str(PROBES)}
+            "probes": str(PROBES), "helpers": str(HELPERS)}
     text = ATTACK_CELL.get(name) or ATTACK_BODY[name]
     for key, value in fill.items():
         text = text.replace("{" + key + "}", str(value)).replace("{" + key + "!r}", repr(value))
@@ -184,8 +186,8 @@ def sandbox_user(request):
 
 @pytest.fixture(scope="module")
 def graded_class(sandbox_user, tmp_path_factory):
-    """The attack class, graded; (results, probes.py before grading, probes.py after, the
-    reports' folder)."""
+    """The attack class, graded; (results, the hashes of probes.py and helpers.py before
+    grading and after, the reports' folder)."""
     tmp = tmp_path_factory.mktemp(sandbox_user)
     folder = tmp / "class"
     folder.mkdir()
@@ -196,9 +198,9 @@ def graded_class(sandbox_user, tmp_path_factory):
         (folder / f"{name}.ipynb").write_text(attack_notebook(name, os.getpid(), folder))
     for name, text in UNPARSABLE.items():
         (folder / name).write_text(text)
-    before = hashlib.sha256(PROBES.read_bytes()).hexdigest()
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (PROBES, HELPERS)]
     rows, _ = grade.grade_folder(3, folder, tmp / "grades", timeout=10, quiet=True)
-    after = hashlib.sha256(PROBES.read_bytes()).hexdigest()
+    after = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (PROBES, HELPERS)]
     return {path.stem: res for path, res in rows}, before, after, tmp / "grades"
 
 

@@ -6,7 +6,7 @@ notebooks/exercises/README.md (between its generated-block markers).
 Reads: tools/exercises.toml (the exercises: regions of the stage scripts found by their text,
 instructions, TODOs, plausible answers), the stage scripts, the committed companion notebooks
 notebooks/trainN_*.ipynb (written by make_notebooks.py: a handout is its companion with the
-regions stubbed), tools/templates/handout_intro.md, and exercise_checks/helpers.py and
+regions stubbed), tools/templates/handout_intro.md, and notebooks/exercises/checks/helpers.py and
 visible.py, whose text the check cells copy as it is.
 
 In a handout each region becomes a stub (a TODO and `raise NotImplementedError`); the top-level
@@ -41,7 +41,8 @@ ROOT = stages.ROOT
 TOOL = "tools/exercises.py"
 OUT_DIR = "notebooks/exercises"
 TOOLS_DIR = Path(__file__).resolve().parent
-CHECKS_DIR = TOOLS_DIR / "exercise_checks"
+CHECKS_DIR = TOOLS_DIR / "exercise_checks"   # the grader's: runner, probes, compare
+VISIBLE_DIR = ROOT / OUT_DIR / "checks"   # the handouts': helpers.py, visible.py
 GRADER_SECTIONS = ("training", "evaluation", "sampling")   # never run by the grader
 
 
@@ -248,8 +249,8 @@ def source_of(path, function):
 def helpers_source():
     """The handout's helper cell: helpers.py (but for its ruff line) plus the functions of
     visible.py that are not checks."""
-    text = (CHECKS_DIR / "helpers.py").read_text(encoding="utf-8").split("\n", 1)[1]
-    visible = (CHECKS_DIR / "visible.py").read_text(encoding="utf-8")
+    text = (VISIBLE_DIR / "helpers.py").read_text(encoding="utf-8").split("\n", 1)[1]
+    visible = (VISIBLE_DIR / "visible.py").read_text(encoding="utf-8")
     lines = stages.split_lines(visible)
     for node in ast.parse(visible).body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("check_"):
@@ -266,7 +267,7 @@ def exercise_cells(exs, source, section):
                                "section": section}))
     for ex in exs:
         cells.append(code(f"# check for exercise {ex.id}: run this cell after writing your code\n"
-                          + source_of(CHECKS_DIR / "visible.py", f"check_{ex.name}")
+                          + source_of(VISIBLE_DIR / "visible.py", f"check_{ex.name}")
                           + f"\n\nrun_check(check_{ex.name})\n",
                           {"source": "check", "exercise": ex.id}))
     return cells

@@ -232,7 +232,7 @@ def score(ex, reference, answer):
 
 def load_probes():
     """The probes' source (helpers.py, then probes.py), read once at the start."""
-    return (exercises.CHECKS_DIR / "helpers.py").read_text(encoding="utf-8") + "\n\n" + \
+    return (exercises.VISIBLE_DIR / "helpers.py").read_text(encoding="utf-8") + "\n\n" + \
         (exercises.CHECKS_DIR / "probes.py").read_text(encoding="utf-8")
 
 

@@ -5,9 +5,10 @@
 Writes: DIR/nbgrader_config.py (tools/templates/nbgrader_config.py) and, per stage,
 DIR/source/exercisesN_<name>/exercisesN_<name>.ipynb (the handout with its solutions between
 nbgrader's solution markers) and .../data/names.txt (the data, where the notebook looks for it).
-Reads: the handouts as tools/exercises.py builds them; exercise_checks/ (helpers.py and visible.py
-for the visible checks; probes.py and compare.py for the hidden ones); and the reference answers
-to the probes, computed as tools/grade.py computes them (its runner, on the reference solution).
+Reads: the handouts as tools/exercises.py builds them; notebooks/exercises/checks/ (helpers.py
+and visible.py: the visible checks); tools/exercise_checks/ (probes.py and compare.py: the hidden
+ones); and the reference answers to the probes, computed as tools/grade.py computes them (its
+runner, on the reference solution).
 
 In each notebook the exercise cells are nbgrader solution cells; each exercise has a visible
 check cell and a hidden check cell (between the hidden-test markers), autograded test cells
@@ -32,7 +33,8 @@ import exercises
 import grade
 import stages
 
-CHECK_FILES = ["helpers.py", "visible.py", "compare.py", "probes.py"]   # what a check may use
+CHECK_FILES = [exercises.VISIBLE_DIR / "helpers.py", exercises.VISIBLE_DIR / "visible.py",
+               exercises.CHECKS_DIR / "compare.py", exercises.CHECKS_DIR / "probes.py"]
 
 
 def assignment_name(stage):
@@ -42,8 +44,8 @@ def assignment_name(stage):
 def definitions():
     """(imports, {name: source}) of the top-level statements of the check files, in order."""
     imports, defs = [], {}
-    for name in CHECK_FILES:
-        text = (exercises.CHECKS_DIR / name).read_text(encoding="utf-8")
+    for path in CHECK_FILES:
+        text = path.read_text(encoding="utf-8")
         lines = stages.split_lines(text)
         for node in ast.parse(text).body:
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])

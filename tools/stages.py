@@ -341,6 +341,19 @@ def fill_figures(text, where, missing=None):
     return FIGURE_KEY.sub(replace, text)
 
 
+def script_code(text):
+    """What a script computes: its syntax tree without docstrings (nor comments), so that editing
+    those leaves its measurements fresh."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                and isinstance(first.value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def diff_name(i):
     """'train2_to_train3': the name (without .diff or .html) of the diff from stage i-1 to i."""
     return f"train{i - 1}_to_train{i}"
@@ -373,6 +386,59 @@ def template(name, part, **values):
     return TEMPLATE_SLOT.sub(fill, text + "\n")[:-1]
 
 
+FENCE = re.compile(r"^```(\w*)\s*$")
+
+
+def parse_prose(text, where):
+    """(title, teaches, [(kind, text, line)]) of a prose file of notebooks/prose/: its first line
+    '# title', one line 'Teaches: ...' before the first heading, then in order the code of each
+    ```python block ('code') and the Markdown between ('md', stripped), cut before each ## or ###
+    heading and at a line `<!-- after -->` (dropped); line: the number of an item's first line."""
+    lines = split_lines(text)
+    if not lines or not lines[0].startswith("# "):
+        raise CourseError(f"{where}: the first line must be the # title")
+    items, md, code, teaches = [], [], None, []   # md: (number, line) pairs
+
+    def flush():
+        if "".join(line for _, line in md).strip():
+            items.append(("md", "".join(line for _, line in md).strip(), md[0][0]))
+        md.clear()
+    for number, line in enumerate(lines[1:], 2):
+        fence = FENCE.match(line)
+        if code is not None and fence:
+            items.append(("code", "".join(code[1:]).rstrip("\n"), code[0]))
+            code = None
+        elif code is not None:
+            code.append(line)
+        elif fence and fence.group(1) != "python":
+            raise CourseError(f"{where}:{number}: a code block must be ```python (a cell)")
+        elif line.startswith("# "):
+            raise CourseError(f"{where}:{number}: only one # title, at the top")
+        elif line.startswith("Teaches: ") and not items:
+            teaches.append(line[len("Teaches: "):].strip())
+        else:
+            after = line.strip() == "<!-- after -->"
+            if fence or after or re.match(r"#{2,3} ", line):
+                flush()
+            if fence:
+                code = [number]   # the line it starts on, then its lines
+            elif not after:
+                md.append((number, line))
+    if code is not None:
+        raise CourseError(f"{where}: a ```python block is not closed")
+    flush()
+    if len(teaches) != 1:
+        raise CourseError(f'{where}: needs one "Teaches: ..." line under the title')
+    return lines[0][2:].strip(), teaches[0], items
+
+
+def code_sources(cells):
+    """The code cells' sources with PLACEHOLDER for the repository's name: what a notebook's
+    outputs depend on (tools/repo.py --set rewrites the name in place)."""
+    return [cell.source.replace(f"GITHUB_REPO = '{GITHUB_REPO}'", f"GITHUB_REPO = '{PLACEHOLDER}'")
+            for cell in cells if cell.cell_type == "code"]
+
+
 def new_notebook(cells, microgpt):
     """A notebook of nbformat cells with the metadata of every course notebook; `microgpt` is
     what the tool that builds it records (its name, sources, source hash, ...)."""
@@ -398,8 +464,7 @@ def notebook_text(nb):
 
 
 def cells_without_outputs(nb):
-    """The cells of nb as plain data, outputs and execution counts left out: what --check
-    compares with a fresh build."""
+    """The cells of nb as plain data, outputs and execution counts left out."""
     import json
     cells = [{k: v for k, v in cell.items() if k not in ("outputs", "execution_count")}
              for cell in nb["cells"]]
@@ -425,6 +490,36 @@ def outputs_kept(nb, old):
             cell.outputs = copy.deepcopy(old_code[cell.id].outputs)
             cell.execution_count = old_code[cell.id].execution_count
     return kept
+
+
+def notebook_problems(nb, path, name):
+    """How the notebook at `path` differs from nb, a fresh build without outputs: one line each,
+    starting with `name` (none: it is fresh)."""
+    old = read_notebook(path)
+    if old is None:
+        return [f"{name}: missing"]
+    problems = []
+    if cells_without_outputs(old) != cells_without_outputs(nb):
+        why = " (a quoted figure changed)" if outputs_kept(nb, old) else ""
+        problems.append(f"{name}: cells differ from a fresh build{why}")
+    meta = nb.metadata["microgpt"]
+    if old.metadata.get("microgpt", {}) != {**meta, "outputs_from_sha256": meta["source_sha256"]}:
+        problems.append(f"{name}: outputs are missing or come from older sources")
+    elif Path(path).read_text(encoding="utf-8") != notebook_text(old):
+        problems.append(f"{name}: not written by its tool (formatting differs)")
+    return problems
+
+
+def outputs_for(nb, path, execute=False):
+    """(nb with outputs, a note): those of the notebook at `path` if they came from nb's code,
+    else with `execute` those of a run (run_for_outputs), else none."""
+    kept = outputs_kept(nb, read_notebook(path))
+    if kept is not None:
+        return kept, "outputs kept"
+    if execute:
+        ran, seconds = run_for_outputs(nb, Path(path).parent)
+        return ran, f"executed in {seconds:.0f} s"
+    return nb, "built without outputs (run with --execute to add them)"
 
 
 def execute_notebook(nb, cwd, overrides=None, is_settings=None, timeout=1800):

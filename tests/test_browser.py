@@ -2,10 +2,12 @@
 blocked, runs each of the six real stage scripts in headless Chromium (Debian's, driven by
 Playwright) and prints what CPython prints for the same settings, timing columns masked; Stop
 ends a run; stage 0's notebook runs top to bottom, printing its committed outputs, a plot cell
-one line; and a page shows its output (screenshot).
+one line; and a page shows its output (screenshot). Under CPython alone, the worker's Python
+(web/src/course.py): its subprocess.run runs a stage in-process as a process would, and plots go
+to the page as PNGs with matplotlib, as one line without.
 
-Skipped with the reason where Chromium, Playwright or web/node_modules (`npm ci` in web/) is
-missing; under CI=true (.ci/run installs them) that is a failure.
+The browser tests are skipped with the reason where Chromium, Playwright or web/node_modules
+(`npm ci` in web/) is missing; under CI=true (.ci/run installs them) that is a failure.
 Run: python -m pytest -q tests/test_browser.py
 """
 import concurrent.futures
@@ -27,7 +29,6 @@ sys.path.insert(0, str(ROOT / "web"))
 import browser  # noqa: E402  (web/browser.py)
 import build  # noqa: E402  (web/build.py)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SMALL = {"num_steps": 20, "num_samples": 3}   # every stage, in the page and in CPython
 # stage 1 prints the largest relative error of its hand-derived gradients against finite
 # differences: a difference of two nearly equal losses, so its 1e-9 digits follow the maths
@@ -98,6 +99,8 @@ def gradient_error(text):
     return float(found.group(2)) if found else 0.0
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.parametrize("i", range(len(stages.STAGE_FILES)))
 def test_stage_prints_what_cpython_prints(i, native, site, context):
     page = context.new_page()
@@ -119,6 +122,8 @@ def test_stage_prints_what_cpython_prints(i, native, site, context):
     page.close()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_notebook_runs_in_the_page(site, context):
     """Stage 0's notebook, Run all: each cell prints what its committed run printed (timings
     masked), its plot cells one line each, its "try it" cell runs the script through the
@@ -145,6 +150,7 @@ def test_notebook_runs_in_the_page(site, context):
     page.close()
 
 
+@pytest.mark.browser
 def test_wheel_list_is_pyodides(site):
     """web/wheels.txt, what the deploy fetches, names matplotlib and its dependencies with the
     sha256 of the pinned Pyodide's lock file."""
@@ -152,6 +158,8 @@ def test_wheel_list_is_pyodides(site):
     assert "matplotlib-" in build.WHEELS_LIST.read_text()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_first_page_shows_its_output(site, context):
     """index.html runs stage 0 with one click; a screenshot shows the page with its output."""
     from PIL import Image
@@ -169,3 +177,80 @@ def test_first_page_shows_its_output(site, context):
     output = Image.open(io.BytesIO(page.locator(".runner .output").screenshot())).convert("L")
     assert sum(1 for n in output.histogram() if n) > 10, "the output box shows no text"
     page.close()
+
+
+# ------------------------------------------------- the worker's Python, under CPython (no browser)
+@pytest.fixture
+def course(monkeypatch):
+    """web/src/course.py loaded as the worker loads it, with a stand-in for its JS module `page`
+    that records what would go to the page."""
+    import importlib.util
+    import types
+    sent = types.SimpleNamespace(writes=[], images=[])
+    page = types.ModuleType("page")
+    page.write = lambda stream, text: sent.writes.append((stream, text))
+    page.image = sent.images.append
+    monkeypatch.setitem(sys.modules, "page", page)
+    spec = importlib.util.spec_from_file_location("course", ROOT / "web" / "src" / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.sent = sent
+    return module
+
+
+def test_subprocess_shim_runs_a_stage_as_a_process_would(course):
+    """The notebooks' "try it" call, subprocess.run([sys.executable, script, ...],
+    capture_output=True, text=True), gives in-process what the real one gives."""
+    import random
+    for argv in (["--num_steps=20", "--num_samples=3"], ["--num_steps=zero"]):
+        command = [sys.executable, str(stages.stage_path(1)), *argv]
+        real = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        state = random.getstate()
+        shim = course.run_in_process(command, capture_output=True, text=True)
+        assert random.getstate() == state   # the caller's random numbers go on unchanged
+        assert (shim.returncode, shim.stderr) == (real.returncode, real.stderr)
+        assert comparable(shim.stdout) == comparable(real.stdout)
+    assert real.returncode == 1 and real.stderr.count("\n") == 1   # one error line
+    assert isinstance(course.run_in_process(command, capture_output=True).stderr, bytes)
+
+
+def test_plots_without_matplotlib_print_one_line(course, monkeypatch, capsys):
+    """Where the page has no matplotlib, the stand-in takes every call the notebooks' plot cells
+    make, and plt.show() prints one line."""
+    for name in ("matplotlib", "matplotlib.pyplot", "matplotlib.colors"):
+        if name in sys.modules:
+            monkeypatch.setitem(sys.modules, name, sys.modules[name])
+        else:
+            monkeypatch.setitem(sys.modules, name, None)
+            monkeypatch.delitem(sys.modules, name)
+    course.use_matplotlib(False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    image = ax.imshow([[1, 2]], norm=LogNorm())
+    fig.colorbar(image, ax=ax, label="weight")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4))
+    ax2.bar([1], [2])
+    fig, axes = plt.subplots(2, 4, squeeze=False)
+    axes[1][3].set_title("layer 1, head 3")
+    fig.suptitle("heads")
+    plt.show()
+    assert capsys.readouterr().out == course.NO_PLOT + "\n"
+
+
+def test_real_matplotlib_sends_each_figure_as_png(course, monkeypatch):
+    """Where the page has matplotlib, plt.show() sends each open figure to the page as a PNG."""
+    import base64
+    import matplotlib
+    import matplotlib.pyplot as plt
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setattr(plt, "show", plt.show)
+    matplotlib.use("Agg")
+    course.use_matplotlib(True)
+    for _ in range(2):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([1, 3, 2])
+    plt.show()
+    assert len(course.sent.images) == 2
+    assert all(base64.b64decode(png).startswith(b"\x89PNG") for png in course.sent.images)
+    assert plt.get_fignums() == []

@@ -161,7 +161,10 @@ def run_cell(code):
     return 0
 
 
-sys.stdout, sys.stderr = PageStream("out"), PageStream("err")
-sys.argv = [""]
-subprocess.run = run_in_process
-os.chdir("/course")
+def setup(folder="/course"):
+    """Called once by the worker: print to the page, run scripts in-process, work in `folder`
+    (where the worker wrote the scripts and data)."""
+    sys.stdout, sys.stderr = PageStream("out"), PageStream("err")
+    sys.argv = [""]
+    subprocess.run = run_in_process
+    os.chdir(folder)

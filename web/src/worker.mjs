@@ -26,6 +26,7 @@ const ready = (async () => {
     image: (png) => post("image", { png }),
   });
   py.runPython(await fetchText("course.py"));
+  py.globals.get("setup")();
   post("ready", { seconds: (performance.now() - started) / 1000 });
   return { py, manifest };
 })();

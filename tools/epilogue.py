@@ -1,27 +1,24 @@
-"""Build, measure and check the epilogue notebook notebooks/epilogue.ipynb: stage 5's GPT in
-PyTorch, what tensors buy, from here to production, and the learner's questions.
+"""Build, measure and check notebooks/epilogue.ipynb: stage 5's GPT in PyTorch, what tensors
+buy, from here to production, and the learner's questions.
 
-Reads notebooks/prose/epilogue.md: Markdown, and ```python blocks that become the code cells in
-order. A block whose first line is `# settings` is the settings cell; blocks whose first line
-starts with `# shared:` hold the code that the notebook, this tool and tests/test_epilogue.py
-all run (the tensor GPT, training, sampling, byte-pair encoding), so one piece of code serves
-each job. Also reads train5_adam.py, the setup cell and header of tools/templates/
-(notebook_cells.py, notebook_text.md), and the figures prose quotes: {{exp:KEY}} from
-benchmarks/experiments/figures.json (stages.fill_figures), {{epi:KEY}} from
-benchmarks/epilogue.json, which --measure writes by running the shared cells at the notebook's
-settings (3-4 minutes on 2 busy cores), with the SHA-256 of the code it ran.
+Reads notebooks/prose/epilogue.md (stages.parse_prose: Markdown and ```python cells in order; the
+cell `# settings` holds the settings, the cells `# shared: ...` the code that the notebook, this
+tool and tests/test_epilogue.py all run), train5_adam.py, the header and setup cell of
+tools/templates/ (notebook_text.md, notebook_cells.py) and the figures its prose quotes:
+{{exp:KEY}} from benchmarks/experiments/figures.json, {{epi:KEY}} from benchmarks/epilogue.json,
+which --measure writes by running the shared cells at the notebook's settings, with the SHA-256
+of the code it ran.
 
-  python tools/epilogue.py             build; keeps the outputs if the sources did not change
-  python tools/epilogue.py --measure   measure, write benchmarks/epilogue.json, then build
+  python tools/epilogue.py             build; keeps the outputs if the code did not change
+  python tools/epilogue.py --measure   measure (3-4 minutes), write epilogue.json, then build
   python tools/epilogue.py --execute   build and run the notebook in a fresh kernel (stores the
                                        outputs and the time it took, a figure the prose quotes)
-  python tools/epilogue.py --check     fail if the notebook differs from a fresh build, its
-                                       outputs or the measurements come from older sources
+  python tools/epilogue.py --check     fail if the notebook differs from a fresh build, or its
+                                       outputs or the measurements come from older code
 Needs nbformat; --execute nbclient, ipykernel, matplotlib and torch; --measure torch.
 """
 # ruff: noqa: Q000  (measure() keeps the quotes it was measured with: its text is hashed)
 import argparse
-import ast
 import hashlib
 import inspect
 import json
@@ -41,60 +38,19 @@ NOTEBOOK = "notebooks/epilogue.ipynb"
 RESULTS = "benchmarks/epilogue.json"
 STAGE5 = stages.STAGE_FILES[5]
 FIGURE = re.compile(r"\{\{epi:([^{}]+)\}\}")
-FENCE = re.compile(r"^```(\w*)\s*$")
 SHARED = "# shared:"
 SETTINGS = "# settings"
 MEASURE_STEPS = 1000   # steps of each version that --measure times
 
 
-# --- prose ------------------------------------------------------------------------------------
-
-def parse(text):
-    """-> (title, teaches, [(kind, text)]) with kind 'md' or 'code', in order. Markdown is cut
-    into a new cell at each ## or ### heading."""
-    lines = stages.split_lines(text)
-    if not lines or not lines[0].startswith("# "):
-        raise stages.CourseError(f"{PROSE}: the first line must be the # title")
-    cells, md_lines, code, teaches = [], [], None, None
-
-    def flush_md():
-        if "".join(md_lines).strip():
-            cells.append(("md", "".join(md_lines).strip()))
-        md_lines.clear()
-
-    for number, line in enumerate(lines[1:], 2):
-        fence = FENCE.match(line)
-        if code is not None and fence:
-            cells.append(("code", "".join(code).rstrip("\n")))
-            code = None
-        elif code is not None:
-            code.append(line)
-        elif fence and fence.group(1) != "python":
-            raise stages.CourseError(f"{PROSE}:{number}: a code block must be ```python")
-        elif fence:
-            flush_md()
-            code = []
-        elif line.startswith("Teaches: ") and teaches is None:
-            teaches = line[len("Teaches: "):].strip()
-        else:
-            if re.match(r"^#{2,3} ", line):
-                flush_md()
-            md_lines.append(line)
-    if code is not None:
-        raise stages.CourseError(f"{PROSE}: a ```python block is not closed")
-    flush_md()
-    if teaches is None:
-        raise stages.CourseError(f'{PROSE}: needs a "Teaches: ..." line under the title')
-    return lines[0][2:].strip(), teaches, cells
-
-
 def read_prose(root):
-    return parse((Path(root) / PROSE).read_text(encoding="utf-8"))
+    """stages.parse_prose of the prose: (title, teaches, [(kind, text, line)])."""
+    return stages.parse_prose((Path(root) / PROSE).read_text(encoding="utf-8"), PROSE)
 
 
 def code_cells(root, which):
-    """The code cells of the prose that start with `which` ('# shared:' or '# settings')."""
-    return [text for kind, text in read_prose(root)[2] if kind == "code"
+    """The code cells of the prose that start with `which` (SHARED or SETTINGS)."""
+    return [text for kind, text, _ in read_prose(root)[2] if kind == "code"
             and text.startswith(which)]
 
 
@@ -104,69 +60,21 @@ def shared_code(root=stages.ROOT):
 
 
 def shared_namespace(root=stages.ROOT):
-    """A namespace with the settings and every shared definition of the notebook, and STAGE5
-    and DATA as its setup cell defines them."""
+    """The settings and shared definitions of the notebook, and STAGE5 and DATA as its setup
+    cell defines them."""
     ns = {"__name__": "epilogue", "STAGE5": str(Path(root) / STAGE5),
           "DATA": str(Path(root) / "data" / "names.txt")}
     exec(compile(shared_code(root), PROSE, "exec"), ns)
     return ns
 
 
-def script_code(text):
-    """What a script computes: its syntax tree without comments and docstrings, so that editing
-    one of those in stage 5 leaves the measurements and outputs fresh."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        first = body[0] if isinstance(body, list) and body else None
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                and isinstance(first.value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
-
-
 def code_sha256(root):
     """What the measurements depend on: the settings and shared cells, stage 5's code, and
-    the text of measure() (this file keeps its quotes as they were when it was measured)."""
+    the text of measure()."""
     h = hashlib.sha256()
     h.update(shared_code(root).encode() + b"\0")
-    h.update(script_code(stages.read_stage(5, root)).encode() + b"\0")
+    h.update(stages.script_code(stages.read_stage(5, root)).encode() + b"\0")
     h.update(inspect.getsource(measure).encode())
-    return h.hexdigest()
-
-
-# --- the notebook -----------------------------------------------------------------------------
-
-def build_cells(root):
-    """The notebook's cells: the header, the prose's cells, and the setup cell before the first
-    code cell (figures not filled in)."""
-    import nbformat
-    title, teaches, parsed = read_prose(root)
-    header = stages.template(
-        "notebook_text.md", "epilogue_header", title=title, badge=stages.COLAB_BADGE,
-        colab=stages.colab_url(NOTEBOOK), script=STAGE5, script_url=stages.github_url(STAGE5),
-        teaches=teaches)
-    setup = stages.template("notebook_cells.py", "epilogue_setup", repo=stages.GITHUB_REPO,
-                            branch=stages.GITHUB_BRANCH, script=STAGE5)
-    first_code = next(n for n, (kind, _) in enumerate(parsed) if kind == "code")
-    parsed = [("md", header), *parsed[:first_code], ("code", setup), *parsed[first_code:]]
-    meta = {"microgpt": {"source": "epilogue"}}
-    return [nbformat.v4.new_markdown_cell(text, metadata=meta, id=f"epilogue-cell{n:03d}")
-            if kind == "md" else
-            nbformat.v4.new_code_cell(text, metadata=meta, id=f"epilogue-cell{n:03d}")
-            for n, (kind, text) in enumerate(parsed)]
-
-
-def source_hash(cells, root):
-    """SHA-256 of what the outputs depend on: this tool's version, stage 5's code and the code
-    cells (with stages.PLACEHOLDER for the repository's name). Prose edits keep the outputs."""
-    code = json.dumps([cell["source"] for cell in cells if cell["cell_type"] == "code"])
-    code = code.replace(f"GITHUB_REPO = '{stages.GITHUB_REPO}'",
-                        f"GITHUB_REPO = '{stages.PLACEHOLDER}'")
-    h = hashlib.sha256()
-    h.update(f"{TOOL_VERSION}\0".encode())
-    h.update(script_code(stages.read_stage(5, root)).encode() + b"\0")
-    h.update(code.encode())
     return h.hexdigest()
 
 
@@ -176,9 +84,25 @@ def load_results(root):
 
 
 def build_notebook(root):
-    """(the notebook without outputs, its {{epi:KEY}} keys not in benchmarks/epilogue.json)."""
-    cells = build_cells(root)
-    digest = source_hash(cells, root)
+    """(the notebook without outputs, its {{epi:KEY}} keys not in benchmarks/epilogue.json): the
+    header, the prose's cells with the setup cell before the first code cell."""
+    import nbformat
+    title, teaches, items = read_prose(root)
+    header = stages.template(
+        "notebook_text.md", "epilogue_header", title=title, badge=stages.COLAB_BADGE,
+        colab=stages.colab_url(NOTEBOOK), script=STAGE5, script_url=stages.github_url(STAGE5),
+        teaches=teaches)
+    setup = stages.template("notebook_cells.py", "epilogue_setup", repo=stages.GITHUB_REPO,
+                            branch=stages.GITHUB_BRANCH, script=STAGE5)
+    first = next(n for n, (kind, _, _) in enumerate(items) if kind == "code")
+    items = [("md", header), *items[:first], ("code", setup), *items[first:]]
+    new = {"md": nbformat.v4.new_markdown_cell, "code": nbformat.v4.new_code_cell}
+    cells = [new[kind](text, metadata={"microgpt": {"source": "epilogue"}},
+                       id=f"epilogue-cell{n:03d}") for n, (kind, text, *_) in enumerate(items)]
+    h = hashlib.sha256()   # what the outputs depend on: prose edits keep them
+    h.update(f"{TOOL_VERSION}\0".encode())
+    h.update(stages.script_code(stages.read_stage(5, root)).encode() + b"\0")
+    h.update(json.dumps(stages.code_sources(cells)).encode())
     quotes = (load_results(root) or {}).get("quotes", {})
     missing = set()
 
@@ -188,10 +112,10 @@ def build_notebook(root):
             missing.add(key)
         return quotes.get(key, f"(not measured yet: {key})")
     for cell in cells:
-        if cell["cell_type"] == "markdown":
-            cell["source"] = stages.fill_figures(FIGURE.sub(replace, cell["source"]), PROSE)
+        if cell.cell_type == "markdown":
+            cell.source = stages.fill_figures(FIGURE.sub(replace, cell.source), PROSE)
     nb = stages.new_notebook(cells, {"generated_by": TOOL, "prose": PROSE,
-                                     "source_sha256": digest, "outputs_from_sha256": None})
+                                     "source_sha256": h.hexdigest(), "outputs_from_sha256": None})
     return nb, missing
 
 
@@ -273,18 +197,20 @@ def measure(root):
 
 def quotes_of(m):
     """{key: text} of every figure the prose may quote, from the measurements m."""
-    t = m["timing"]
-    big = m["big"]
-    s5 = m["stage5"]
-    scalar_ms = 1000 * t["scalar_s_per_step"]
-    tensor_ms = 1000 * t["tensor_s_per_step"]
-    batched_ms = 1000 * t["batched_s_per_step"]
+    t, big, s5, bpe, tune = m["timing"], m["big"], m["stage5"], m["bpe"], m["finetune"]
+    scalar_ms, tensor_ms, batched_ms = (1000 * t[f"{kind}_s_per_step"]
+                                        for kind in ("scalar", "tensor", "batched"))
     per_name = batched_ms / t["batch_size"]
     names_seen = big["batch_size"] * big["num_steps"]
     # the scalar engine's time per name grows about in proportion to the parameters
     scalar_hours = (t["scalar_s_per_step"] * names_seen * big["num_params"] / s5["num_params"]
                     / 3600)
-    q = {
+    q = {f"big.{key}": f"{big[key]:,}" for key in ("n_embd", "n_layer", "batch_size",
+                                                    "num_steps", "num_params")}
+    q |= {f"finetune.{key}": f"{tune[key]:,}" for key in ("steps", "num_docs")}
+    q |= {f"finetune.{key}": f"{tune[key]:.0%}" for key in ("before", "after")}
+    q |= {f"bpe.{key}": f"{bpe[key]:,}" for key in ("num_merges", "chars", "tokens")}
+    q |= {
         "stage5.num_params": f"{s5['num_params']:,}",
         "stage5.num_train": f"{s5['num_train']:,}",
         "stage5.val_loss": f"{s5['val_loss']:.3f}",
@@ -300,11 +226,6 @@ def quotes_of(m):
         "timing.speedup_per_name": f"{scalar_ms / per_name:,.0f}",
         "timing.nodes_per_step": f"{t['nodes_per_step']:,.0f}",
         "timing.load": f"{t['load_avg_1min']:.1f}",
-        "big.n_embd": str(big["n_embd"]),
-        "big.n_layer": str(big["n_layer"]),
-        "big.batch_size": str(big["batch_size"]),
-        "big.num_steps": f"{big['num_steps']:,}",
-        "big.num_params": f"{big['num_params']:,}",
         "big.names_seen": f"{names_seen:,}",
         "big.tokens_seen": f"{names_seen * big['tokens_per_name']:,.0f}",
         "big.train_seconds": f"{big['train_seconds']:.0f}",
@@ -318,16 +239,9 @@ def quotes_of(m):
         "choices.uniform": "27",
         "choices.stage5": f"{math.exp(s5['val_loss']):.1f}",
         "choices.big": f"{math.exp(big['val_loss']):.1f}",
-        "bpe.num_merges": str(m["bpe"]["num_merges"]),
-        "bpe.first_merges": ", ".join(f"{a}+{b}" for a, b, _ in m["bpe"]["first_merges"][:5]),
-        "bpe.chars": f"{m['bpe']['chars']:,}",
-        "bpe.tokens": f"{m['bpe']['tokens']:,}",
-        "bpe.ratio": f"{m['bpe']['tokens'] / m['bpe']['chars']:.0%}",
-        "finetune.prefix": m["finetune"]["prefix"],
-        "finetune.steps": str(m["finetune"]["steps"]),
-        "finetune.num_docs": f"{m['finetune']['num_docs']:,}",
-        "finetune.before": f"{m['finetune']['before']:.0%}",
-        "finetune.after": f"{m['finetune']['after']:.0%}",
+        "bpe.first_merges": ", ".join(f"{a}+{b}" for a, b, _ in bpe["first_merges"][:5]),
+        "bpe.ratio": f"{bpe['tokens'] / bpe['chars']:.0%}",
+        "finetune.prefix": tune["prefix"],
     }
     if "notebook" in m:
         q["notebook_seconds"] = f"{m['notebook']['seconds']:.0f}"
@@ -343,34 +257,26 @@ def write_results(root, measured):
 # --- execution, build, check ------------------------------------------------------------------
 
 def execute(nb, cwd, overrides=None, timeout=1800):
-    """nb run in a fresh kernel in `cwd` (stages.execute_notebook); overrides {setting: value
-    text} edit the settings cell as a learner would (the tests run it small)."""
+    """nb run in a fresh kernel in `cwd`; overrides {setting: value text} edit the settings
+    cell as a learner would (stages.execute_notebook)."""
     return stages.execute_notebook(nb, cwd, overrides,
                                    lambda cell: cell.source.startswith(SETTINGS), timeout)
 
 
 def check(root):
     """Problems of the measurements and the committed notebook, one line each."""
-    problems = []
     results = load_results(root)
     if results is None:
-        problems.append(f"{RESULTS}: missing (run python {TOOL} --measure)")
+        problems = [f"{RESULTS}: missing (run python {TOOL} --measure)"]
     elif results.get("code_sha256") != code_sha256(root):
-        problems.append(f"{RESULTS}: measured other code (run python {TOOL} --measure)")
-    elif results.get("quotes") != quotes_of(results):
-        problems.append(f"{RESULTS}: its quotes differ from its measurements")
+        problems = [f"{RESULTS}: measured other code (run python {TOOL} --measure)"]
+    else:
+        problems = [f"{RESULTS}: its quotes differ from its measurements"
+                    ] if results.get("quotes") != quotes_of(results) else []
     nb, missing = build_notebook(root)
-    problems += [f"{PROSE}: figure {{{{epi:{key}}}}} is not in {RESULTS}"
-                 for key in sorted(missing)]
-    old = stages.read_notebook(Path(root) / NOTEBOOK)
-    if old is None:
-        return problems + [f"{NOTEBOOK}: missing"]
-    if stages.cells_without_outputs(old) != stages.cells_without_outputs(nb):
-        problems.append(f"{NOTEBOOK}: cells differ from a fresh build")
-    meta = nb.metadata["microgpt"]
-    if old.metadata.get("microgpt", {}) != {**meta, "outputs_from_sha256": meta["source_sha256"]}:
-        problems.append(f"{NOTEBOOK}: outputs are missing or come from older sources")
-    return problems
+    return problems + [f"{PROSE}: figure {{{{epi:{key}}}}} is not in {RESULTS}"
+                       for key in sorted(missing)] + stages.notebook_problems(
+        nb, Path(root) / NOTEBOOK, NOTEBOOK)
 
 
 def write(root, execute_it=False):
@@ -379,22 +285,18 @@ def write(root, execute_it=False):
     for key in sorted(missing):
         print(f"warning: figure {key} is not measured yet", file=sys.stderr)
     path = Path(root) / NOTEBOOK
-    kept = stages.outputs_kept(nb, stages.read_notebook(path))
-    if execute_it:
+    if not execute_it:
+        nb, note = stages.outputs_for(nb, path)
+    else:
         nb, seconds = stages.run_for_outputs(nb, path.parent)
+        note = f"executed in {seconds:.0f} s"
         results = load_results(root)
         if results is not None:   # the run time is a figure the prose quotes
             results["notebook"] = {"seconds": seconds, "load_avg_1min": os.getloadavg()[0],
                                    "cpu_count": os.cpu_count()}
             write_results(root, results)
             for cell, new in zip(nb.cells, build_notebook(root)[0].cells):
-                if cell.cell_type == "markdown":
-                    cell.source = new.source
-        note = f"executed in {seconds:.0f} s"
-    elif kept is not None:
-        nb, note = kept, "outputs kept"
-    else:
-        note = "built without outputs (run with --execute)"
+                cell.source = new.source
     path.write_text(stages.notebook_text(nb), encoding="utf-8")
     return note
 
@@ -409,24 +311,22 @@ def main():
     root = stages.ROOT
     if args.check:
         problems = check(root)
-        for problem in problems:
-            print(problem, file=sys.stderr)
         if problems:
+            print("\n".join(problems), file=sys.stderr)
             raise stages.CourseError(f"the epilogue is stale: run python {TOOL} (see above)")
         print("the epilogue is up to date")
         return
+    results = load_results(root)
     if args.measure:
         start = time.perf_counter()
         measured = measure(root)
-        old = load_results(root) or {}
-        if "notebook" in old:
-            measured["notebook"] = old["notebook"]
-        measured["code_sha256"] = code_sha256(root)
-        measured["generated"] = f"by python {TOOL} --measure; do not edit: rerun the tool"
-        write_results(root, measured)
+        if results and "notebook" in results:
+            measured["notebook"] = results["notebook"]
+        results = {**measured, "code_sha256": code_sha256(root),
+                   "generated": f"by python {TOOL} --measure; do not edit: rerun the tool"}
         print(f"{RESULTS}: measured in {time.perf_counter() - start:.0f} s")
-    elif load_results(root) is not None:   # the quotes follow a change of quotes_of()
-        write_results(root, load_results(root))
+    if results is not None:   # the quotes follow a change of quotes_of()
+        write_results(root, results)
     print(f"{NOTEBOOK}: {write(root, args.execute)}")
 
 

@@ -1,31 +1,30 @@
-"""Build the companion notebooks notebooks/train*.ipynb and their index notebooks/README.md.
+"""Build notebooks/train*.ipynb, the companion notebooks, and their index notebooks/README.md.
 
 Reads each stage script, its prose notebooks/prose/<stage>.md, the figures of
-benchmarks/experiments/figures.json (through stages.fill_figures), and in tools/templates/ the
-generated cells (notebook_cells.py), the generated Markdown (notebook_text.md), the try-it cells
-(try_it.toml) and the ablations two of them take (ablations.toml).
+benchmarks/experiments/figures.json and, in tools/templates/, the generated cells
+(notebook_cells.py), Markdown (notebook_text.md) and try-it cells (try_it.toml, which may name an
+ablation of ablations.toml).
 
-Each notebook is the stage script, unchanged and complete, split into code cells, with the prose
-before (and pictures after) each part. A prose file is Markdown:
-  # <title>                         the notebook's title; the paragraph under it is the goal,
-  Teaches: <one line>               and this line, also under the title, goes in the index
+A notebook is its stage script, unchanged and complete, cut into code cells, with the prose
+before (and pictures after) each part. A prose file (read by stages.parse_prose) is Markdown:
+  # <title>                         then the goal paragraph, and a line 'Teaches: <one line>'
+                                    for the index
   ## <section>: <heading text>      prose for the script section `# === <section> ===`
   ### <name>: <heading text>        prose for the part of that section that starts with the
                                     definition or assignment of <name> (a new code cell)
   ## try it: <heading text>         prose around the "try it" cell that ends the notebook
-Under a heading, the text before the first ```python block (or before a line `<!-- after -->`)
-comes before the code; the rest (text and ```python blocks, which become notebook-only cells
-whose first line is `# notebook-only: ...`) comes after it. Every section needs prose, and a
-heading that names no section or part is an error. Prose never types a measured figure:
-{{exp:KEY}} stands for one (see stages.fill_figures); figures are not part of a notebook's
-source hash, so when they change a plain build updates the text and keeps the outputs.
+Under a heading, the text before the first ```python block (or a line `<!-- after -->`) comes
+before the code; the rest after it, each ```python block a cell whose first line is
+`# notebook-only: ...`. Every section needs prose. Prose quotes a measured figure as {{exp:KEY}}
+(stages.fill_figures); figures and prose are not in a notebook's source hash, so when they
+change a build keeps the outputs.
 
-  python tools/make_notebooks.py            build; keeps outputs whose sources did not change
-  python tools/make_notebooks.py --execute  build, run each notebook whose outputs are stale at
-                                            default settings in a fresh kernel, store the outputs
-                                            (all six: about 7 minutes; --force runs them all)
+  python tools/make_notebooks.py            build; keeps outputs whose code did not change
+  python tools/make_notebooks.py --execute  build and run each notebook whose outputs are stale
+                                            in a fresh kernel at the default settings (all six:
+                                            about 7 minutes), storing the outputs
   python tools/make_notebooks.py --check    fail if a notebook or the index differs from a
-                                            fresh build or its outputs came from older sources
+                                            fresh build or its outputs came from older code
 Needs nbformat; --execute also nbclient, ipykernel, matplotlib.
 """
 import argparse
@@ -45,11 +44,8 @@ PROSE_DIR = "notebooks/prose"
 TOOL = "tools/make_notebooks.py"
 CELLS = "notebook_cells.py"   # templates in tools/templates/
 TEXT = "notebook_text.md"
-FENCE = re.compile(r"^```(\w*)\s*$")
-AFTER_MARKER = "<!-- after -->"
-TRY_IT_HEADING = "try it"   # the pseudo-section of a prose file that introduces the try-it cell
+TRY_IT = "try it"   # the pseudo-section of a prose file that introduces the try-it cell
 DEMO_FILES = {3: ["data/repeats.txt", "tools/attention_probe.py"]}   # stage 3's attention demo
-COMPUTED = "f'"   # a try-it edit whose new text starts so is an f-string the cell computes
 
 
 def stem(i):
@@ -64,122 +60,80 @@ def colab_link(i):
     return stages.colab_url(f"{NOTEBOOK_DIR}/{notebook_name(i)}")
 
 
+def cell(text, source, **meta):
+    """A Markdown cell (source 'prose') or a code cell ('script', 'notebook-only')."""
+    import nbformat
+    new = nbformat.v4.new_markdown_cell if source == "prose" else nbformat.v4.new_code_cell
+    return new(text, metadata={"microgpt": {"source": source, **meta}})
+
+
 # --- prose ------------------------------------------------------------------------------------
 
 class Unit:
-    """The prose of one section or part: text before the code, then (kind, text) items after."""
+    """The prose of a section or part: the text before its code, the (kind, text) items after
+    it, and (a section) its parts' Units by name."""
 
-    def __init__(self, name, heading, where):
-        self.name = name
-        self.heading = heading
-        self.where = where
-        self.before = ""
+    def __init__(self, name, heading, where, before):
+        self.name, self.heading, self.where, self.before = name, heading, where, before
         self.after = []
         self.parts = {}
 
 
-def split_unit_body(unit, lines):
-    """Fill unit.before and unit.after from the Markdown lines under its heading."""
-    before = []
-    after = []   # ("md" or "code", text)
-    code = None
-    for line in lines:
-        fence = FENCE.match(line)
-        if code is not None and fence:
-            after.append(("code", "".join(code).rstrip("\n")))
-            code = None
-        elif code is not None:
-            code.append(line)
-        elif fence and fence.group(1) != "python":
-            raise stages.CourseError(f"{unit.where}: a code block must be ```python (a "
-                                     "notebook cell)")
-        elif fence:
-            code = []
-        elif line.strip() == AFTER_MARKER or after:
-            after.append(("md", line if line.strip() != AFTER_MARKER else ""))
-        else:
-            before.append(line)
-    if code is not None:
-        raise stages.CourseError(f"{unit.where}: a ```python block is not closed")
-    unit.before = "".join(before).strip()
-    for kind, text in after:   # consecutive Markdown lines make one cell
-        if kind == "md" and unit.after and unit.after[-1][0] == "md":
-            unit.after[-1] = ("md", unit.after[-1][1] + text)
-        else:
-            unit.after.append((kind, text))
-    unit.after = [(kind, text.strip() if kind == "md" else text) for kind, text in unit.after]
-    unit.after = [(kind, text) for kind, text in unit.after if text]
-    for kind, text in unit.after:
-        if kind == "code" and not text.startswith("# notebook-only:"):
-            raise stages.CourseError(f'{unit.where}: a notebook cell must start with '
-                                     '"# notebook-only:"')
-
-
-def prose_blocks(text, path):
-    """(title, intro lines, [(level, name, heading, where, lines)]) of a prose file."""
-    title, intro, blocks, in_code = None, [], [], False
-    for number, line in enumerate(stages.split_lines(text), 1):
-        if FENCE.match(line):
-            in_code = not in_code
-        match = None if in_code else re.match(r"^(#{1,3}) (.+?)\s*$", line)
-        if match and len(match.group(1)) == 1:
-            if title is not None or blocks:
-                raise stages.CourseError(f"{path}:{number}: only one # title, at the top")
-            title = match.group(2)
-        elif match:
-            name, _, heading = match.group(2).partition(":")
-            blocks.append((len(match.group(1)), name.strip(), heading.strip(),
-                           f"{path}:{number}", []))
-        elif blocks:
-            blocks[-1][4].append(line)
-        else:
-            intro.append(line)
-    if title is None:
-        raise stages.CourseError(f"{path}: no # title line")
-    return title, intro, blocks
-
-
-def parse_prose(text, path):
-    """-> (title, goal, {section name: Unit}, teaches) of a prose file: the goal is the paragraph
-    under the title, `teaches` the one line after 'Teaches: ' there (for the index)."""
-    title, intro, blocks = prose_blocks(text, path)
-    teaches = [line for line in intro if line.startswith("Teaches: ")]
-    if len(teaches) != 1:
-        raise stages.CourseError(f'{path}: needs one "Teaches: ..." line under the title (for '
-                                 "the index)")
-    intro.remove(teaches[0])
-    units = {}
-    section = None
-    for level, name, heading, where, lines in blocks:
-        unit = Unit(name, heading, where)
-        split_unit_body(unit, lines)
-        if level == 2 and name in units:
-            raise stages.CourseError(f'{where}: section "{name}" has prose twice')
-        if level == 2:
-            units[name] = section = unit
-        elif section is None:
-            raise stages.CourseError(f"{where}: a ### part heading before any ## section heading")
-        elif name in section.parts:
-            raise stages.CourseError(f'{where}: part "{name}" has prose twice')
-        else:
-            section.parts[name] = unit
-    return title, "".join(intro).strip(), units, teaches[0][len("Teaches: "):].strip()
-
-
 def read_prose(i, root):
-    """parse_prose of stage i's prose file."""
-    path = Path(root) / PROSE_DIR / f"{stem(i)}.md"
-    if not path.is_file():
-        raise stages.CourseError(f"no prose file {PROSE_DIR}/{path.name}")
-    return parse_prose(path.read_text(encoding="utf-8"), f"{PROSE_DIR}/{path.name}")
+    """(title, goal, {section name: Unit}, teaches) of stage i's prose file."""
+    rel = f"{PROSE_DIR}/{stem(i)}.md"
+    if not (Path(root) / rel).is_file():
+        raise stages.CourseError(f"no prose file {rel}")
+    title, teaches, items = stages.parse_prose((Path(root) / rel).read_text(encoding="utf-8"),
+                                               rel)
+    goal, units, section, unit = [], {}, None, None
+    for kind, text, line in items:
+        heading = re.match(r"(#{2,3}) ([^\n]*)\n?", text) if kind == "md" else None
+        if heading:
+            name, _, title_text = heading.group(2).partition(":")
+            unit = Unit(name.strip(), title_text.strip(), f"{rel}:{line}",
+                        text[heading.end():].strip())
+            if len(heading.group(1)) == 2:
+                parts = units
+            elif section is None:
+                raise stages.CourseError(f"{unit.where}: a ### part heading before any ## "
+                                         "section heading")
+            else:
+                parts = section.parts
+            if unit.name in parts:
+                raise stages.CourseError(f'{unit.where}: "{unit.name}" has prose twice')
+            parts[unit.name] = unit
+            if parts is units:
+                section = unit
+        elif unit is None:
+            goal.append(text)
+        elif kind == "code" and not text.startswith("# notebook-only:"):
+            raise stages.CourseError(f'{rel}:{line}: a notebook cell must start with '
+                                     '"# notebook-only:"')
+        else:
+            unit.after.append(cell(text, "prose" if kind == "md" else "notebook-only"))
+    return title, "\n\n".join(goal), units, teaches
+
+
+def check_prose(i, units, goal, section_names):
+    rel = f"{PROSE_DIR}/{stem(i)}.md"
+    for name, unit in units.items():
+        if name not in section_names and name != TRY_IT:
+            raise stages.CourseError(f'{unit.where}: prose for section "{name}", which '
+                                     f"{stages.STAGE_FILES[i]} does not have")
+    if not goal:
+        raise stages.CourseError(f"{rel}: no goal paragraph under the title")
+    for name in [*section_names, TRY_IT]:
+        if name not in units or not units[name].before:
+            raise stages.CourseError(f'{rel}: section "{name}" of {stages.STAGE_FILES[i]} has '
+                                     "no prose")
 
 
 # --- script -----------------------------------------------------------------------------------
 
 def split_parts(body):
-    """Split a section's text where a blank line is followed by a top-level line outside any
-    statement (so never inside a docstring or a call); joining the parts gives `body` back.
-    Returns [(name, text)], the name being what the part defines or assigns first."""
+    """[(name, text)] of a section: cut where a blank line is followed by a top-level line
+    outside any statement; the name is what the part defines or assigns first."""
     lines = stages.split_lines(body)
     inside = set()   # 1-based numbers of the lines that continue a multi-line statement
     for node in ast.parse(body).body:
@@ -199,63 +153,85 @@ def part_name(lines):
     return ""
 
 
-def introduced_in(i, section, root):
-    """The earliest stage whose text of `section` is identical in every stage up to i."""
-    text = dict(stages.read_sections(i, root)).get(section)
+def section_status(i, name, root):
+    """The line under a section's heading: unchanged since stage j, changed or new."""
+    text = dict(stages.read_sections(i, root)).get(name)
     j = i
-    while j > 0 and dict(stages.read_sections(j - 1, root)).get(section) == text:
+    while j > 0 and dict(stages.read_sections(j - 1, root)).get(name) == text:
         j -= 1
-    return j
+    if j < i:
+        return (f"*Unchanged since stage {j}; [stage {j}'s notebook]({colab_link(j)}) "
+                "explains it in depth. A short recap:*")
+    if i > 0 and name in dict(stages.read_sections(i - 1, root)):
+        return f"*Changed since stage {i - 1}.*"
+    return "*New in this stage.*" if i > 0 else ""
 
 
-# --- cells ------------------------------------------------------------------------------------
-
-def md(text):
-    import nbformat
-    return nbformat.v4.new_markdown_cell(text, metadata={"microgpt": {"source": "prose"}})
-
-
-def script_cell(text, section):
-    import nbformat
-    return nbformat.v4.new_code_cell(text, metadata={"microgpt": {"source": "script",
-                                                                  "section": section}})
-
-
-def notebook_cell(text):
-    import nbformat
-    return nbformat.v4.new_code_cell(text, metadata={"microgpt": {"source": "notebook-only"}})
-
-
-def prose_cells(items):
-    """Cells of a unit's (kind, text) items after its code."""
-    return [md(text) if kind == "md" else notebook_cell(text) for kind, text in items]
+def part_groups(name, body, unit):
+    """[(prose Unit of a part or None, code)]: the section's code cut where a part's prose
+    starts."""
+    parts = split_parts(body)
+    names = [part for part, _ in parts]
+    for part in unit.parts.values():
+        if names.count(part.name) != 1:
+            found = "no part" if part.name not in names else "several parts"
+            raise stages.CourseError(f'{part.where}: section "{name}" has {found} named '
+                                     f'"{part.name}" (parts: {", ".join(names)})')
+    groups = [[None, ""]]
+    for part, text in parts:
+        if part in unit.parts and groups[-1][1]:
+            groups.append([unit.parts[part], ""])
+        elif part in unit.parts:
+            groups[-1][0] = unit.parts[part]
+        groups[-1][1] += text
+    return groups
 
 
-def what_changed(i, root):
-    """The header's paragraph on what stage i's script changed since stage i-1."""
-    if i == 0:
-        return stages.template(TEXT, "changed_first")
-    added, removed = stages.diff_counts(i, root)
-    old_names = [name for name, _ in stages.read_sections(i - 1, root)]
-    new_names = [name for name, _ in stages.read_sections(i, root)]
-    sections = [f"{name} (new)" if name not in old_names else
-                f"{name} (removed)" if name not in new_names else name
-                for name in stages.changed_sections(i, root)]
-    diff = stages.github_url(f"diffs/{stages.diff_name(i)}.diff")
-    return stages.template(TEXT, "changed", before=i - 1, added=added, removed=removed,
-                           diff=diff, sections=", ".join(sections))
+def section_cells(i, name, body, unit, root):
+    """The cells of one script section: its prose, then each part's prose, code and after."""
+    heading = f"## {name}" + (f": {unit.heading}" if unit.heading else "")
+    cells = [cell("\n\n".join(t for t in [heading, section_status(i, name, root), unit.before]
+                              if t), "prose")]
+    for k, (part, code) in enumerate(part_groups(name, body, unit)):
+        if part is not None:
+            if not part.before:
+                raise stages.CourseError(f'{part.where}: part "{part.name}" has no prose')
+            text = f"### `{part.name}`" + (f": {part.heading}" if part.heading else "")
+            text += f"\n\n{part.before}"
+            if k > 0 or cells[-1].cell_type != "markdown":
+                cells.append(cell(text, "prose"))
+            else:
+                cells[-1].source += "\n\n" + text
+        cells.append(cell(code, "script", section=name))
+        cells += part.after if part is not None else []
+    return cells + unit.after
 
+
+# --- generated cells --------------------------------------------------------------------------
 
 def header_markdown(i, title, goal, root):
     script = stages.STAGE_FILES[i]
     course = " &rarr; ".join(
         f"**{j} {stages.concept(j)} (you are here)**" if j == i else
         f"[{j} {stages.concept(j)}]({colab_link(j)})" for j in range(len(stages.STAGE_FILES)))
+    if i == 0:
+        changed = stages.template(TEXT, "changed_first")
+    else:
+        added, removed = stages.diff_counts(i, root)
+        old = [name for name, _ in stages.read_sections(i - 1, root)]
+        new = [name for name, _ in stages.read_sections(i, root)]
+        sections = [f"{name} (new)" if name not in old else
+                    f"{name} (removed)" if name not in new else name
+                    for name in stages.changed_sections(i, root)]
+        changed = stages.template(
+            TEXT, "changed", before=i - 1, added=added, removed=removed,
+            diff=stages.github_url(f"diffs/{stages.diff_name(i)}.diff"),
+            sections=", ".join(sections))
     return stages.template(
         TEXT, "header", title=title, goal=goal, badge=stages.COLAB_BADGE, colab=colab_link(i),
         site=stages.site_url(f"stage{i}.html"),
         script=script, script_url=stages.github_url(script), prose=f"{PROSE_DIR}/{stem(i)}.md",
-        course=course, changed=what_changed(i, root),
+        course=course, changed=changed,
         experiments=stages.github_url("benchmarks/experiments/README.md"))
 
 
@@ -267,13 +243,13 @@ def setup_source(i):
 
 
 def result_cells(i):
-    """The "Result" cells that close stage i's script: its val loss in nats and in effective
-    choices, next to the previous stage's committed run (its samples at the same temperature)."""
+    """The "Result" cells after stage i's script: its val loss in nats and in effective
+    choices, next to the previous stage's committed run."""
     seeds = stages.template(TEXT, "seeds", stage=i)
     if i == 0:
-        return [md(stages.template(TEXT, "result_first", seeds=seeds)),
-                notebook_cell(stages.template(CELLS, "result_first", stage=i,
-                                              concept=stages.concept(i)))]
+        return [cell(stages.template(TEXT, "result_first", seeds=seeds), "prose"),
+                cell(stages.template(CELLS, "result_first", stage=i, concept=stages.concept(i)),
+                     "notebook-only")]
     one = i == 1   # stage 0 has no temperature: stage 1 also samples at 1 to compare
     text = stages.template(TEXT, "result", before=i - 1, previous=notebook_name(i - 1),
                            seeds=seeds, temperature_one=" " + stages.template(
@@ -282,10 +258,8 @@ def result_cells(i):
                            before_concept=stages.concept(i - 1), previous=notebook_name(i - 1),
                            temperature_one=stages.template(CELLS, "temperature_one") if one
                            else "")
-    return [md(text), notebook_cell(code)]
+    return [cell(text, "prose"), cell(code, "notebook-only")]
 
-
-# --- try it -----------------------------------------------------------------------------------
 
 def read_toml(name):
     return tomllib.loads((stages.TEMPLATES / name).read_text(encoding="utf-8"))
@@ -293,8 +267,8 @@ def read_toml(name):
 
 def try_it_spec(i):
     """(title, edits, settings of both runs, extra settings of the changed copy) of stage i's
-    try-it cell (tools/templates/try_it.toml); edits are exact (old, new) text edits of the
-    script, each matching once, or None (a script runs beside this one instead)."""
+    try-it cell (tools/templates/try_it.toml); edits: exact (old, new) text edits of the
+    script, or None (a script runs beside this one instead)."""
     spec = read_toml("try_it.toml")[f"stage{i}"]
     if "ablation" in spec:
         ablations = read_toml("ablations.toml")
@@ -319,8 +293,9 @@ def try_it_source(i):
     if edits is None:
         return stages.template(CELLS, "try_side_by_side", other_script=try_it_scripts(i)[0],
                                **values)
-    pairs = [f"    ({old!r}, {new if new.startswith(COMPUTED) else repr(new)})," for old, new
-             in edits]
+    computed = "f'"   # a new text that starts so is an f-string the cell computes
+    pairs = [f"    ({old!r}, {new if new.startswith(computed) else repr(new)}),"
+             for old, new in edits]
     copy_line = (f"COPY_SETTINGS = {copy_settings!r}   # the changed copy only"
                  if copy_settings else "")
     run = stages.template(CELLS, "copy_run_settings" if copy_settings else "copy_run_plain")
@@ -328,131 +303,44 @@ def try_it_source(i):
                            copy_run=run, **values)
 
 
-def try_it_cells(i, unit):
-    """The try-it section at the end of stage i's notebook: prose, the cell, prose after."""
-    heading = "## Try it" + (f": {unit.heading}" if unit.heading else "")
-    return [md(f"{heading}\n\n{unit.before}"), notebook_cell(try_it_source(i)),
-            *prose_cells(unit.after)]
-
-
 # --- the notebook -----------------------------------------------------------------------------
-
-def check_prose(i, units, goal, section_names):
-    rel = f"{PROSE_DIR}/{stem(i)}.md"
-    for name, unit in units.items():
-        if name not in section_names and name != TRY_IT_HEADING:
-            raise stages.CourseError(f'{unit.where}: prose for section "{name}", which '
-                                     f"{stages.STAGE_FILES[i]} does not have")
-    if not goal:
-        raise stages.CourseError(f"{rel}: no goal paragraph under the title")
-    for name in section_names:
-        if name not in units or not units[name].before:
-            raise stages.CourseError(f'{rel}: section "{name}" of {stages.STAGE_FILES[i]} has '
-                                     "no prose")
-    if TRY_IT_HEADING not in units or not units[TRY_IT_HEADING].before:
-        raise stages.CourseError(f'{rel}: no "## {TRY_IT_HEADING}: ..." prose for the try-it '
-                                 "cell")
-
-
-def section_status(i, name, root):
-    """The line under a section's heading: unchanged since, changed or new in stage i."""
-    j = introduced_in(i, name, root)
-    if j < i:
-        return (f"*Unchanged since stage {j}; [stage {j}'s notebook]({colab_link(j)}) "
-                "explains it in depth. A short recap:*")
-    if i > 0 and name in dict(stages.read_sections(i - 1, root)):
-        return f"*Changed since stage {i - 1}.*"
-    return "*New in this stage.*" if i > 0 else ""
-
-
-def part_groups(name, body, unit):
-    """[(prose unit of a part or None, code)]: the section's code cut where its parts' prose
-    starts."""
-    parts = split_parts(body)
-    names = [part for part, _ in parts]
-    for part in unit.parts.values():
-        if names.count(part.name) != 1:
-            found = "no part" if part.name not in names else "several parts"
-            raise stages.CourseError(f'{part.where}: section "{name}" has {found} named '
-                                     f'"{part.name}" (parts: {", ".join(names)})')
-    groups = [[None, ""]]
-    for part, text in parts:
-        if part in unit.parts and groups[-1][1]:
-            groups.append([unit.parts[part], ""])
-        elif part in unit.parts:
-            groups[-1][0] = unit.parts[part]
-        groups[-1][1] += text
-    return groups
-
-
-def section_cells(i, name, body, unit, root):
-    """The cells of one script section: its prose, then each part's prose, code and after."""
-    heading = f"## {name}" + (f": {unit.heading}" if unit.heading else "")
-    status = section_status(i, name, root)
-    cells = [md("\n\n".join(t for t in [heading, status, unit.before] if t))]
-    for k, (part, code) in enumerate(part_groups(name, body, unit)):
-        if part is not None:
-            if not part.before:
-                raise stages.CourseError(f'{part.where}: part "{part.name}" has no prose')
-            text = f"### `{part.name}`" + (f": {part.heading}" if part.heading else "")
-            text += f"\n\n{part.before}"
-            if k > 0 or cells[-1]["cell_type"] != "markdown":
-                cells.append(md(text))
-            else:
-                cells[-1]["source"] += "\n\n" + text
-        cells.append(script_cell(code, name))
-        cells += prose_cells(part.after if part is not None else [])
-    return cells + prose_cells(unit.after)
-
 
 def build_cells(i, root):
     """The cells of stage i's notebook (no outputs, figures not filled in) and its title."""
     title, goal, units, _ = read_prose(i, root)
     sections = [(name, body) for name, body in stages.read_sections(i, root) if body]
     check_prose(i, units, goal, [name for name, _ in sections])
-    cells = [md(header_markdown(i, title, goal, root)), notebook_cell(setup_source(i))]
+    cells = [cell(header_markdown(i, title, goal, root), "prose"),
+             cell(setup_source(i), "notebook-only")]
     for name, body in sections:
         cells += section_cells(i, name, body, units[name], root)
-    cells += result_cells(i) + try_it_cells(i, units[TRY_IT_HEADING])
-    for n, cell in enumerate(cells):
-        cell["id"] = f"stage{i}-cell{n:03d}"
+    try_it = units[TRY_IT]
+    heading = "## Try it" + (f": {try_it.heading}" if try_it.heading else "")
+    cells += [*result_cells(i), cell(f"{heading}\n\n{try_it.before}", "prose"),
+              cell(try_it_source(i), "notebook-only"), *try_it.after]
+    for n, one in enumerate(cells):
+        one.id = f"stage{i}-cell{n:03d}"
     return cells, title
 
 
-def code_text(cells):
-    """The code cells' sources, in order, with stages.PLACEHOLDER for the repository's name:
-    what a notebook's outputs depend on (tools/repo.py --set rewrites links in place)."""
-    code = "\0".join(cell["source"] for cell in cells if cell["cell_type"] == "code")
-    return code.replace(f"GITHUB_REPO = '{stages.GITHUB_REPO}'",
-                        f"GITHUB_REPO = '{stages.PLACEHOLDER}'")
-
-
-def source_hash(i, cells, root):
-    """SHA-256 of what the outputs of stage i depend on: this tool's version, the notebook's
-    code cells, and the previous stage's code cells (the last cell quotes the previous
-    notebook's outputs). Prose is left out: rewording it keeps the outputs."""
-    h = hashlib.sha256()
-    h.update(f"{TOOL_VERSION}\0".encode())
-    h.update(code_text(cells).encode())
-    if i > 0:
-        h.update(b"\0" + code_text(build_cells(i - 1, root)[0]).encode())
-    return h.hexdigest()
-
-
 def build_notebook(i, root):
-    """Stage i's notebook without outputs; its source hash leaves the measured figures out."""
+    """Stage i's notebook without outputs. Its source hash covers what the outputs depend on:
+    this tool's version and the code cells of this and the previous stage's notebook (the last
+    cell quotes the previous notebook's outputs); prose and figures are left out."""
     cells, _ = build_cells(i, root)
-    digest = source_hash(i, cells, root)
+    h = hashlib.sha256(f"{TOOL_VERSION}\0".encode())
+    h.update("\0".join(stages.code_sources(cells)).encode())
+    if i > 0:
+        h.update(b"\0" + "\0".join(stages.code_sources(build_cells(i - 1, root)[0])).encode())
     missing = set()
-    for cell in cells:
-        if cell["cell_type"] == "markdown":
-            cell["source"] = stages.fill_figures(cell["source"], f"{PROSE_DIR}/{stem(i)}.md",
-                                                 missing)
+    for one in cells:
+        if one.cell_type == "markdown":
+            one.source = stages.fill_figures(one.source, f"{PROSE_DIR}/{stem(i)}.md", missing)
     for key in sorted(missing):
         print(f"warning: {notebook_name(i)}: figure {key} is not measured yet", file=sys.stderr)
     return stages.new_notebook(cells, {
         "generated_by": TOOL, "stage": i, "script": stages.STAGE_FILES[i],
-        "prose": f"{PROSE_DIR}/{stem(i)}.md", "source_sha256": digest,
+        "prose": f"{PROSE_DIR}/{stem(i)}.md", "source_sha256": h.hexdigest(),
         "outputs_from_sha256": None})
 
 
@@ -466,86 +354,41 @@ def readme_text(root):
                            epilogue=stages.colab_url(f"{NOTEBOOK_DIR}/epilogue.ipynb")) + "\n"
 
 
-# --- execute, check, write --------------------------------------------------------------------
-
 def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
-    """nb run top to bottom in a fresh kernel in `cwd` (stages.execute_notebook); overrides
-    {setting: value text} edit the script's settings cell as a learner would; try_steps
-    replaces the steps of the try-it runs and of stage 3's attention demo (tests)."""
+    """nb run top to bottom in a fresh kernel in `cwd`; overrides {setting: value text} edit
+    the settings cell as a learner would; try_steps replaces the steps of the try-it runs and
+    of stage 3's attention demo (tests)."""
     if try_steps is not None:
         nb = copy.deepcopy(nb)
-        for cell in nb.cells:
-            if cell.source.startswith("# notebook-only: try it: "):
-                cell.source = re.sub(r"'--num_steps=\d+'", f"'--num_steps={try_steps}'",
-                                     cell.source)
-            if cell.source.startswith("# notebook-only: attention at work"):
-                cell.source = re.sub(r"'num_steps': \d+", f"'num_steps': {try_steps}",
-                                     cell.source)
-    is_settings = lambda cell: cell.metadata.get("microgpt", {}).get("section") == "settings"
+        for one in nb.cells:
+            if one.source.startswith("# notebook-only: try it: "):
+                one.source = re.sub(r"'--num_steps=\d+'", f"'--num_steps={try_steps}'",
+                                    one.source)
+            if one.source.startswith("# notebook-only: attention at work"):
+                one.source = re.sub(r"'num_steps': \d+", f"'num_steps': {try_steps}", one.source)
+    is_settings = lambda one: one.metadata.get("microgpt", {}).get("section") == "settings"
     return stages.execute_notebook(nb, cwd, overrides, is_settings, timeout)
 
 
 def check(root, which):
     """Problems of the committed notebooks and index, one line each (none: all fresh)."""
-    problems = []
-    for i in which:
-        nb = build_notebook(i, root)
-        path = Path(root) / NOTEBOOK_DIR / notebook_name(i)
-        old = stages.read_notebook(path)
-        if old is None:
-            problems.append(f"{path.name}: missing")
-            continue
-        meta = nb.metadata["microgpt"]
-        if stages.cells_without_outputs(old) != stages.cells_without_outputs(nb):
-            why = " (a quoted figure changed)" if stages.outputs_kept(nb, old) else ""
-            problems.append(f"{path.name}: cells differ from a fresh build{why}")
-        if old.metadata.get("microgpt", {}) != {**meta, "outputs_from_sha256":
-                                                meta["source_sha256"]}:
-            problems.append(f"{path.name}: outputs are missing or come from older sources")
-        elif path.read_text(encoding="utf-8") != stages.notebook_text(old):
-            problems.append(f"{path.name}: not written by this tool (formatting differs)")
+    problems = [problem for i in which for problem in stages.notebook_problems(
+        build_notebook(i, root), Path(root) / NOTEBOOK_DIR / notebook_name(i), notebook_name(i))]
     readme = Path(root) / NOTEBOOK_DIR / "README.md"
     if not readme.is_file() or readme.read_text(encoding="utf-8") != readme_text(root):
         problems.append("README.md: differs from a fresh build")
     return problems
 
 
-def write_notebook(i, root, execute_it, force):
-    """Build stage i's notebook, keep or (execute_it) make its outputs, write it; a note."""
-    nb = build_notebook(i, root)
-    path = Path(root) / NOTEBOOK_DIR / notebook_name(i)
-    old = stages.read_notebook(path)
-    kept = stages.outputs_kept(nb, old)
-    if kept is not None and not force:
-        note = ("unchanged, outputs kept" if stages.notebook_text(kept) ==
-                stages.notebook_text(old) else "measured figures updated, outputs kept")
-        nb = kept
-    elif execute_it:
-        nb, seconds = stages.run_for_outputs(nb, path.parent)
-        note = f"executed in {seconds:.0f} s"
-    else:
-        note = "built without outputs (run with --execute to add them)"
-    text = stages.notebook_text(nb)
-    path.write_text(text, encoding="utf-8")
-    figures = sum(1 for c in nb.cells for o in c.get("outputs", [])
-                  if "image/png" in o.get("data", {}))
-    return (f"{path.relative_to(root)}: {len(nb.cells)} cells, {figures} figures, "
-            f"{len(text.encode()) / 1024:.0f} KB, {note}")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="verify, write nothing")
-    parser.add_argument("--execute", action="store_true", help="run and store the outputs")
-    parser.add_argument("--force", action="store_true",
-                        help="with --execute: run even the notebooks whose outputs are fresh")
-    parser.add_argument("--stages", type=int, nargs="+", choices=range(6), default=range(6),
-                        metavar="N", help="only these stages (default: all)")
+    parser.add_argument("--execute", action="store_true", help="run and store stale outputs")
     args = parser.parse_args()
     root = stages.ROOT
     if args.check:
-        problems = check(root, args.stages)
+        problems = check(root, range(len(stages.STAGE_FILES)))
         for problem in problems:
             print(f"{NOTEBOOK_DIR}/{problem}", file=sys.stderr)
         if problems:
@@ -554,9 +397,11 @@ def main():
                 + (" --execute" if any("outputs" in p for p in problems) else ""))
         print("notebooks are up to date")
         return
-    (Path(root) / NOTEBOOK_DIR).mkdir(exist_ok=True)
-    for i in sorted(args.stages):
-        print(write_notebook(i, root, args.execute, args.force))
+    for i in range(len(stages.STAGE_FILES)):
+        path = Path(root) / NOTEBOOK_DIR / notebook_name(i)
+        nb, note = stages.outputs_for(build_notebook(i, root), path, args.execute)
+        path.write_text(stages.notebook_text(nb), encoding="utf-8")
+        print(f"{NOTEBOOK_DIR}/{path.name}: {note}")
     (Path(root) / NOTEBOOK_DIR / "README.md").write_text(readme_text(root), encoding="utf-8")
 
 

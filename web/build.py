@@ -71,8 +71,12 @@ def notebook_cells(i):
                 outputs.append({"png": out["data"]["image/png"].strip()})
             elif "text/plain" in out.get("data", {}):
                 outputs.append({"text": "".join(out["data"]["text/plain"]) + "\n"})
-        cells.append({"type": cell["cell_type"], "source": "".join(cell["source"]),
-                      "outputs": outputs})
+        source = "".join(cell["source"])
+        for k in range(len(stages.STAGE_FILES) * (cell["cell_type"] == "markdown")):
+            # a link to a stage's notebook in Colab: the stage's page of this site
+            source = source.replace(stages.colab_url(f"notebooks/{notebook_path(k).name}"),
+                                    f"stage{k}.html")
+        cells.append({"type": cell["cell_type"], "source": source, "outputs": outputs})
     return cells
 
 
@@ -149,7 +153,8 @@ def copy_wheels(out):
 
 def summary(i):
     """The first line of stage i's docstring, without its 'Stage i: '."""
-    return re.sub(r"^Stage \d+: ", "", stages.summary(i))
+    text = re.sub(r"^Stage \d+: ", "", stages.summary(i))
+    return text[:1].upper() + text[1:]
 
 
 def runner(i):

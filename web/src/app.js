@@ -109,7 +109,7 @@ function setupNotebook(section) {
     } else {
       const code = document.createElement("textarea");
       code.value = cell.source;
-      code.rows = cell.source.split("\n").length;
+      code.rows = cell.source.trimEnd().split("\n").length + 1;
       code.spellcheck = false;
       const button = document.createElement("button");
       button.textContent = "Run cell";

@@ -44,8 +44,9 @@ def exit_status(error):
 
 
 def run_script(path, argv):
-    """Run the script at `path` with sys.argv [path, *argv], as a program; its exit status."""
-    saved = sys.argv
+    """Run the script at `path` with sys.argv [path, *argv], as a program; its exit status.
+    As a separate process would, it leaves the notebook's random numbers as they were."""
+    saved, state = sys.argv, random.getstate()
     sys.argv = [path, *argv]
     try:
         runpy.run_path(path, run_name="__main__")
@@ -56,14 +57,14 @@ def run_script(path, argv):
         return 1
     finally:
         sys.argv = saved
+        random.setstate(state)
     return 0
 
 
 def run_in_process(args, *, capture_output=False, stdout=None, stderr=None, text=None,
                    check=False, **_):
     """subprocess.run for `[sys.executable, 'script.py', '--name=value', ...]`: the browser
-    starts no processes, so the script runs here, with its own sys.argv and namespace, and
-    the caller's random state given back after."""
+    starts no processes, so the script runs here (run_script), its output captured."""
     argv = [os.fspath(arg) for arg in args]
     if argv and (argv[0] == sys.executable or os.path.basename(argv[0]).startswith("python")):
         argv = argv[1:]
@@ -72,11 +73,9 @@ def run_in_process(args, *, capture_output=False, stdout=None, stderr=None, text
     out, err = io.StringIO(), io.StringIO()
     capture_out = capture_output or stdout == subprocess.PIPE
     capture_err = capture_output or stderr == subprocess.PIPE
-    state = random.getstate()
     with contextlib.redirect_stdout(out if capture_out else sys.stdout), \
             contextlib.redirect_stderr(err if capture_err else sys.stderr):
         status = run_script(argv[0], argv[1:])
-    random.setstate(state)
     convert = (lambda s: s) if text or _.get("encoding") else (lambda s: s.encode())
     result = subprocess.CompletedProcess(args, status,
                                          convert(out.getvalue()) if capture_out else None,

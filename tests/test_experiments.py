@@ -87,13 +87,13 @@ def test_ablation_quote_says_whether_every_seed_agrees():
 
 
 def test_ablation_beyond_the_seed_spread_only_when_the_ranges_do_not_overlap():
-    apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])
-    assert report.figures(apart)["ablation.no_rmsnorm.1000.exceeds_spread"] is True
-    overlapping = fake_results([2.40, 2.41, 2.42], [2.42, 2.41, 2.45])
-    figures = report.figures(overlapping)
-    assert figures["ablation.no_rmsnorm.1000.exceeds_spread"] is False
-    assert figures["ablation.no_rmsnorm.1000.diff_min"] == pytest.approx(0.0)
-    assert figures["ablation.no_rmsnorm.1000.diff_max"] == pytest.approx(0.03)
+    apart = fake_results([2.40, 2.41, 2.42], [2.43, 2.44, 2.45])["runs"]
+    assert report.comparison(apart, "no_rmsnorm", 1000)[3] == "yes: every seed worse"
+    overlapping = fake_results([2.40, 2.41, 2.42], [2.42, 2.41, 2.45])["runs"]
+    _, _, diff, verdict = report.comparison(overlapping, "no_rmsnorm", 1000)
+    assert verdict == "no: the seed ranges overlap"   # the README's "beyond the seed spread?"
+    assert diff.min == pytest.approx(0.0)
+    assert diff.max == pytest.approx(0.03)
 
 
 def committed_val(name, steps, group="ablation"):

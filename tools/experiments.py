@@ -1,41 +1,33 @@
 """Measure what each concept buys: the six stage scripts over seeds and budgets, ablations of
-stage 3 and of the full model, and the attention demo. Generates, in benchmarks/experiments/:
+stage 3 and of the full model, and the attention demo. Writes, in benchmarks/experiments/:
 
-    results.json         every run: stage or ablation, settings, val loss, train loss (last 50
-                         steps), samples and how many are names of the data, wall time, and the
-                         SHA-256 of the script that ran (an ablation: the patched copy), of its
-                         text and of its code (comments and docstrings left out: --check
-                         compares that one, so a comment edit does not call for a rerun)
-    figures.json         every figure prose may quote as {{exp:KEY}}, as text (stages.fill_figures
-                         fills them in the notebooks and the README), e.g. 'ladder.s3.1000' ->
-                         '2.424 nats', and the keys the plan will measure but has not yet
-    README.md            the tables (text: tools/templates/experiments_readme.md)
-    ladder.png           val loss by stage and budget, seed range as error bars
-    ablations.png        each ablation's val loss minus the full model's, per seed range
-    attention_demo.png   the demo's attention weights and val losses
+    results.json           every run: its job, settings, val loss, train loss (last 50 steps),
+                           samples and how many are names of the data, wall time, and the
+                           SHA-256 of the script that ran (an ablation: the patched copy) and of
+                           its code (stages.script_code: --check compares that one)
+    figures.json           every figure prose quotes as {{exp:KEY}} (stages.fill_figures), e.g.
+                           'ladder.s3.1000' -> '2.424 nats', and the keys not measured yet
+    README.md              the tables (text: tools/templates/experiments_readme.md)
+    ladder.png, ablations.png, attention_demo.png   val loss by stage and budget; each
+                           ablation's difference to the full model; the demo's attention weights
     ablations/<name>.diff  the change each code ablation makes to its stage script
 
-It reads the stage scripts, data/names.txt and data/repeats.txt, tools/attention_probe.py and
-the ablations of tools/templates/ablations.toml; tools/experiments_report.py, its module, holds
-the definitions and renders the files from results.json.
+It reads the stage scripts, data/names.txt, data/repeats.txt, tools/attention_probe.py (appended
+to the demo's script) and the ablations of tools/templates/ablations.toml; its module
+tools/experiments_report.py holds the definitions and renders the files from results.json.
 
-    python tools/experiments.py           # run every job not yet recorded, then render (hours on
-                                          # 2 cores; stop it any time and run it again: each run
-                                          # is written to results.json as it finishes)
-    python tools/experiments.py --plan    # list the jobs still to run and an estimate of the time
-    python tools/experiments.py --render  # only rewrite figures.json, README.md, figures, diffs
-    python tools/experiments.py --quotes  # every figure other tools can quote, by key
-    python tools/experiments.py --check   # write nothing, run nothing; exit 1 if results.json
-                                          # measured other scripts or patches, or a generated
-                                          # file differs from what results.json renders to
-
-A job runs a copy of a stage script (an ablation: with a few exact text edits, each of which
-must match exactly once) from a temporary directory, as a subprocess, two at a time, in the
-priority order of plan(). Standard library, plus matplotlib for the figures.
+    python tools/experiments.py           # run every job not yet recorded, two at a time, then
+                                          # render (hours; stop it any time and run it again:
+                                          # each run is written to results.json as it ends)
+    python tools/experiments.py --plan    # the jobs still to run and an estimate of the time
+    python tools/experiments.py --render  # only rewrite the files above from results.json
+    python tools/experiments.py --check   # run and write nothing; exit 1 if results.json
+                                          # measured other code or settings, or a file differs
+                                          # from what results.json renders to
 """
 import argparse
-import ast
 import concurrent.futures
+import functools
 import hashlib
 import json
 import os
@@ -46,20 +38,20 @@ import time
 from pathlib import Path
 
 import stages
-from experiments_report import (ABLATION_BY_NAME, ABLATION_LONG, DEMOS, FACTORIAL, FULL_ABLATIONS,
-                                FULL_STAGE, LONG, NUM_SAMPLES, OUT_DIR, RESULTS, SEEDS, SHORT,
-                                STAGE3_ABLATIONS, TOOL, DEMO_STEPS, Job, job_key, patch, quotes,
+from experiments_report import (ABLATION_BY_NAME, ABLATION_LONG, DEMOS, DEMO_STEPS, FACTORIAL,
+                                FULL_ABLATIONS, FULL_STAGE, LONG, NUM_SAMPLES, OUT_DIR, RESULTS,
+                                SEEDS, SHORT, STAGE3_ABLATIONS, TOOL, Job, job_key, patch,
                                 record_key, rendered)
 
 DATA = stages.ROOT / "data" / "names.txt"
 DEMO_DATA = stages.ROOT / "data" / "repeats.txt"   # the attention demo's strings written twice
 PROBE = Path(__file__).with_name("attention_probe.py")
+WORKERS = 2   # runs at a time
 # Rough wall seconds per training step of each stage, run alone on the 2-core machine, for --plan
 SECONDS_PER_STEP = {0: 0.0001, 1: 0.0045, 2: 0.016, 3: 0.025, 4: 0.029, 5: 0.030}
 SECONDS_PER_RUN = 5   # start-up, evaluation on 300 names, 50 samples
 
 
-# ---------------------------------------------------------------- the plan
 def data_split():
     """(training names, all names of the data file, number of training names), as stage 0's own
     code splits them."""
@@ -68,37 +60,25 @@ def data_split():
 
 
 def plan(num_train=None):
-    """Every job, in the order they run: (1) the ladder at SHORT, (2) the ablations at SHORT,
-    (3) the ladder at LONG, (4) the ablations at ABLATION_LONG (with the full model first if
-    that is not LONG), (5) every full-model ablation at LONG, (6) stage 3's factorial of
-    attention x position embeddings at LONG, (7) the attention demo, (8) stage 3's ablations at
-    SHORT. Stage 2 computes what stage 1 computes (tests/test_math.py, to 1e-9), so it is not
-    run at LONG. Stage 0 also runs one full epoch (num_train steps)."""
-    if num_train is None:
-        num_train = data_split()[2]
+    """Every job, in the order they run: the ladder at SHORT (and stage 0 for one epoch of
+    num_train steps), the full model's ablations at SHORT, the ladder at LONG (not stage 2: it
+    computes what stage 1 computes, to 1e-9 in tests/test_math.py), the full model and its
+    ablations at ABLATION_LONG, then at LONG, stage 3's factorial at LONG, the attention demo,
+    and stage 3's ablations at SHORT."""
+    num_train = num_train or data_split()[2]
     ladder = lambda stage, steps: [Job("ladder", f"stage{stage}", stage, steps, s) for s in SEEDS]
     ablation = lambda name, steps, group="ablation": [
         Job(group, name, ABLATION_BY_NAME[name].stage, steps, s) for s in SEEDS]
-    jobs = []
-    for stage in range(len(stages.STAGE_FILES)):
-        jobs += ladder(stage, SHORT)
-    jobs += ladder(0, num_train)
-    for a in FULL_ABLATIONS:
-        jobs += ablation(a.name, SHORT)
-    for stage in range(len(stages.STAGE_FILES)):
-        if stage != 2:
-            jobs += ladder(stage, LONG)
-    if ABLATION_LONG != LONG:
-        jobs += ladder(FULL_STAGE, ABLATION_LONG)
-    for a in FULL_ABLATIONS:
-        jobs += ablation(a.name, ABLATION_LONG)
-    for name in [a.name for a in FULL_ABLATIONS] + FACTORIAL:
-        jobs += ablation(name, LONG)
-    for demo in DEMOS:
-        jobs += ablation(demo.name, DEMO_STEPS, "demo")
-    for a in STAGE3_ABLATIONS:
-        jobs += ablation(a.name, SHORT)
-    return jobs
+    stage_numbers = range(len(stages.STAGE_FILES))
+    jobs = [job for stage in stage_numbers for job in ladder(stage, SHORT)] + ladder(0, num_train)
+    jobs += [job for a in FULL_ABLATIONS for job in ablation(a.name, SHORT)]
+    jobs += [job for stage in stage_numbers if stage != 2 for job in ladder(stage, LONG)]
+    jobs += ladder(FULL_STAGE, ABLATION_LONG) if ABLATION_LONG != LONG else []
+    jobs += [job for a in FULL_ABLATIONS for job in ablation(a.name, ABLATION_LONG)]
+    jobs += [job for name in [a.name for a in FULL_ABLATIONS] + FACTORIAL
+             for job in ablation(name, LONG)]
+    jobs += [job for demo in DEMOS for job in ablation(demo.name, DEMO_STEPS, "demo")]
+    return jobs + [job for a in STAGE3_ABLATIONS for job in ablation(a.name, SHORT)]
 
 
 def job_script(job):
@@ -123,17 +103,14 @@ def sha256_text(text):
 
 
 def code_sha256(text):
-    """SHA-256 of what a script computes: its syntax tree without docstrings, so that editing a
-    comment or a docstring does not make its measurements stale (a run records the text's
-    SHA-256 too)."""
-    tree = ast.parse(text)
-    for node in ast.walk(tree):
-        kinds = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-        body = node.body if isinstance(node, kinds) else None
-        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return sha256_text(ast.dump(tree))
+    """SHA-256 of what a script computes: a comment or docstring edit leaves it alone."""
+    return sha256_text(stages.script_code(text))
+
+
+@functools.cache
+def job_code_sha256(group, name, stage):
+    """code_sha256 of the script that jobs of (group, name, stage) run today."""
+    return code_sha256(job_script(Job(group, name, stage, 0, 0))[1])
 
 
 def estimate_s(job):
@@ -141,10 +118,9 @@ def estimate_s(job):
     return SECONDS_PER_STEP[job.stage] * job.steps * layers + SECONDS_PER_RUN
 
 
-# ---------------------------------------------------------------- running
 def parse_output(out, demo=False):
-    """The figures a stage script prints: num_params, train_loss_last50, val_loss, samples, and
-    for the demo what tools/attention_probe.py prints."""
+    """num_params, train_loss_last50, val_loss and samples from what a stage script printed,
+    and for the demo what tools/attention_probe.py printed."""
     row = {}
     for key in ("num_params", "train_loss_last50", "val_loss"):
         match = re.search(stages.OUTPUT_FIELDS[key], out, re.MULTILINE)
@@ -170,9 +146,9 @@ def run_job(job, train_names, data_names):
     with tempfile.TemporaryDirectory(prefix="experiments-") as tmp:
         (Path(tmp) / name).write_text(text, encoding="utf-8")
         data = DEMO_DATA if job.group == "demo" else DATA
-        command = [sys.executable, name, *settings, f"--data_path={data}"]
         load_before = os.getloadavg()[0]
-        code, out, err, wall, usage = stages.run_child(command, cwd=tmp)
+        code, out, err, wall, usage = stages.run_child(
+            [sys.executable, name, *settings, f"--data_path={data}"], cwd=tmp)
     try:
         if code != 0:
             raise ValueError((err.strip().splitlines() or ["(no message)"])[-1])
@@ -210,20 +186,11 @@ def save_results(runs, jobs):
 
 
 def fresh_runs(runs, jobs):
-    """The runs that measured a job of the plan with today's script and settings."""
+    """The runs that measured a job of the plan with today's code and settings."""
     by_key = {job_key(job): job for job in jobs}
-    hashes = {}   # (group, name, stage): code_sha256 of the script those jobs run now
-    fresh = []
-    for run in runs:
-        job = by_key.get(record_key(run))
-        if job is None:
-            continue
-        where = (job.group, job.name, job.stage)
-        if where not in hashes:
-            hashes[where] = code_sha256(job_script(job)[1])
-        if run["code_sha256"] == hashes[where] and run["settings"] == job_settings(job):
-            fresh.append(run)
-    return fresh
+    return [run for run in runs if (job := by_key.get(record_key(run)))
+            and run["code_sha256"] == job_code_sha256(job.group, job.name, job.stage)
+            and run["settings"] == job_settings(job)]
 
 
 def pending(jobs):
@@ -233,15 +200,15 @@ def pending(jobs):
     return runs, [job for job in jobs if job_key(job) not in done]
 
 
-def run_plan(workers):
+def run_plan():
     train_names, data_names, num_train = data_split()
     jobs = plan(num_train)
     runs, todo = pending(jobs)
     total = sum(estimate_s(job) for job in todo)
-    print(f"{len(runs)} of {len(jobs)} jobs recorded; {len(todo)} to run, {workers} at a time: "
-          f"about {total / workers / 60:.0f} minutes if nothing else runs", flush=True)
+    print(f"{len(runs)} of {len(jobs)} jobs recorded; {len(todo)} to run, {WORKERS} at a time: "
+          f"about {total / WORKERS / 60:.0f} minutes if nothing else runs", flush=True)
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = [pool.submit(run_job, job, train_names, data_names) for job in todo]
         for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
             run = future.result()
@@ -253,43 +220,28 @@ def run_plan(workers):
                   flush=True)
 
 
-# ---------------------------------------------------------------- render, check, main
-def render():
-    num_train = data_split()[2]
-    for path, content in rendered(load_results(), plan(num_train), num_train).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_bytes() != content:
-            path.write_bytes(content)
-            print(f"wrote {path.relative_to(stages.ROOT)}")
-
-
-def check():
-    """CourseError unless results.json measured today's scripts, patches and settings for jobs
-    of the plan, and every generated file is what results.json renders to."""
-    results = load_results()
-    num_train = data_split()[2]
+def render(check=False):
+    """Write the files results.json renders to; with check, write nothing and raise a
+    CourseError unless results.json measured today's code and settings for jobs of the plan
+    and every file is what it renders to."""
+    results, num_train = load_results(), data_split()[2]
     jobs = plan(num_train)
-    fresh = fresh_runs(results["runs"], jobs)
-    if len(fresh) != len(results["runs"]):
-        stale = [r for r in results["runs"] if r not in fresh][0]
+    fresh = fresh_runs(results["runs"], jobs) if check else results["runs"]
+    stale = [r for r in results["runs"] if r not in fresh]
+    if stale:
         raise stages.CourseError(
-            f"results.json has a run of {stale['name']} ({stale['num_steps']} steps, seed "
-            f"{stale['seed']}) that is not in the plan or measured another version of its "
+            f"results.json has a run of {stale[0]['name']} ({stale[0]['num_steps']} steps, seed "
+            f"{stale[0]['seed']}) that is not in the plan or measured another version of its "
             f"script or settings: rerun python {TOOL}")
     for path, content in rendered(results, jobs, num_train).items():
-        if not path.exists() or path.read_bytes() != content:
+        if path.exists() and path.read_bytes() == content:
+            continue
+        if check:
             raise stages.CourseError(f"{path.relative_to(stages.ROOT)} is out of date: run "
                                      f"python {TOOL} --render")
-
-
-def print_plan(workers):
-    jobs = plan()
-    todo = pending(jobs)[1]
-    for job in todo:
-        print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  ~{estimate_s(job):.0f} s")
-    total = sum(estimate_s(job) for job in todo)
-    print(f"{len(todo)} of {len(jobs)} jobs to run: about {total / 60:.0f} minutes of "
-          f"run time, {total / workers / 60:.0f} minutes {workers} at a time")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        print(f"wrote {path.relative_to(stages.ROOT)}")
 
 
 def main():
@@ -300,25 +252,22 @@ def main():
                       help="run and write nothing; exit 1 if a generated file is stale")
     mode.add_argument("--render", action="store_true", help="only rewrite the generated files")
     mode.add_argument("--plan", action="store_true", help="list the jobs still to run")
-    mode.add_argument("--quotes", action="store_true",
-                      help="print every quotable figure as key: text (see quotes())")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="runs at a time (default: the number of CPUs, at most 2)")
     opts = parser.parse_args()
-    if opts.jobs < 1:
-        raise stages.CourseError(f"--jobs must be at least 1, got {opts.jobs}")
     if opts.check:
-        check()
+        render(check=True)
         print("benchmarks/experiments is up to date")
-    elif opts.render:
-        render()
-    elif opts.quotes:
-        for key, text in quotes(load_results()).items():
-            print(f"{key}: {text}")
     elif opts.plan:
-        print_plan(opts.jobs)
+        jobs = plan()
+        todo = pending(jobs)[1]
+        for job in todo:
+            print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  "
+                  f"~{estimate_s(job):.0f} s")
+        total = sum(estimate_s(job) for job in todo)
+        print(f"{len(todo)} of {len(jobs)} jobs to run: about {total / 60:.0f} minutes of "
+              f"run time, {total / WORKERS / 60:.0f} minutes {WORKERS} at a time")
     else:
-        run_plan(opts.jobs)
+        if not opts.render:
+            run_plan()
         render()
 
 

@@ -1,25 +1,21 @@
-"""Write the student handouts and load the exercises that tools/grade.py and
+"""Write the student handouts, and load the exercises that tools/grade.py and
 tools/nbgrader_course.py grade.
 
-Writes: notebooks/exercises/exercisesN_*.ipynb (one handout per stage) and the exercise table of
-notebooks/exercises/README.md (between its generated-block markers).
+Writes: notebooks/exercises/exercisesN_*.ipynb (one handout per stage: its companion notebook
+with the exercises' regions stubbed) and the exercise table of notebooks/exercises/README.md.
 Reads: tools/exercises.toml (the exercises: regions of the stage scripts found by their text,
 instructions, TODOs, plausible answers), the stage scripts, the committed companion notebooks
-notebooks/trainN_*.ipynb (written by make_notebooks.py: a handout is its companion with the
-regions stubbed), tools/templates/handout_intro.md, and notebooks/exercises/checks/helpers.py and
-visible.py, whose text the check cells copy as it is.
+notebooks/trainN_*.ipynb, tools/templates/handout_intro.md and exercise_cells.py, and the
+handouts' checks notebooks/exercises/checks/helpers.py and visible.py (copied as they are).
 
-In a handout each region becomes a stub (a TODO and `raise NotImplementedError`); the top-level
-statement holding it moves to its own exercise cell, with instructions before it and a check cell
-after it. Cell metadata: {"microgpt": {"source": "exercise", "exercises": ["2.1", ...]}},
-{"microgpt": {"source": "check", "exercise": "2.1"}}. Handouts are written with json.dumps, as
-they always were: nbformat's writer would store each source as a list of lines.
+The top-level statement holding a stubbed region becomes an exercise cell, with instructions
+before it and a check cell after it for each exercise. Cell metadata: {"microgpt": {"source":
+"exercise", "exercises": ["2.1", ...]}}, {"microgpt": {"source": "check", "exercise": "2.1"}}.
+Handouts are written with json.dumps, as they always were (nbformat's writer would store each
+source as a list of lines).
 
-  python tools/exercises.py                    write the handouts and the README table
-  python tools/exercises.py --check            write nothing; fail if one is stale
-  python tools/exercises.py --solutions DIR    write the handouts with the reference solutions
-                                               filled in (what tests/test_grader.py grades)
-Standard library only. The nbgrader course: python tools/nbgrader_course.py DIR.
+  python tools/exercises.py            write the handouts and the README table
+  python tools/exercises.py --check    write nothing; fail if one is stale
 """
 import argparse
 import ast
@@ -29,10 +25,8 @@ import re
 import string
 import textwrap
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import NamedTuple
 
 import stages
 from stages import CourseError
@@ -43,26 +37,10 @@ OUT_DIR = "notebooks/exercises"
 TOOLS_DIR = Path(__file__).resolve().parent
 CHECKS_DIR = TOOLS_DIR / "exercise_checks"   # the grader's: runner, probes, compare
 VISIBLE_DIR = ROOT / OUT_DIR / "checks"   # the handouts': helpers.py, visible.py
+CELLS = "exercise_cells.py"   # tools/templates/: the code written around the course's own
 GRADER_SECTIONS = ("training", "evaluation", "sampling")   # never run by the grader
-
-
-@dataclass
-class Exercise:
-    """One exercise of tools/exercises.toml (whose header says what each field means)."""
-    id: str
-    stage: int
-    name: str
-    title: str
-    minutes: int
-    goal: str
-    instructions: str
-    targets: list   # SimpleNamespace each; .kind is 'body', 'lines' or 'extract'
-    points: int = 10
-    defines: list = field(default_factory=list)
-    asks: str = ""
-    together: bool = False
-    wrong: list = field(default_factory=list)   # [{"old", "new", "cut"?}]
-    right: list = field(default_factory=list)
+REQUIRED = {"id", "stage", "name", "title", "minutes", "goal", "instructions", "target"}
+OPTIONAL = {"points": 10, "defines": [], "asks": "", "together": False, "wrong": [], "right": []}
 
 
 def load(path=TOOLS_DIR / "exercises.toml"):
@@ -71,12 +49,14 @@ def load(path=TOOLS_DIR / "exercises.toml"):
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         exs = []
         for raw in data["exercise"]:
-            targets = [SimpleNamespace(kind="body" if "body" in t else "lines" if "lines" in t
-                                       else "extract", **{"returns": "", "solution": "", **t})
-                       for t in raw.pop("target")]
-            ex = Exercise(**raw, targets=targets)
+            if not REQUIRED <= raw.keys() <= REQUIRED | OPTIONAL.keys():
+                raise TypeError(f"exercise {raw.get('id')} has the fields {sorted(raw)}")
+            ex = SimpleNamespace(**{**OPTIONAL, **raw})
+            ex.targets = [SimpleNamespace(kind="body" if "body" in t else "lines" if "lines" in t
+                                          else "extract", **{"returns": "", "solution": "", **t})
+                          for t in ex.target]
             ex.defines = ex.defines or [t.signature.split("(")[0] if t.kind == "extract"
-                                        else t.body for t in targets]
+                                        else t.body for t in ex.targets]
             exs.append(ex)
         return exs, {int(k): v for k, v in data["tiny"].items()}
     except (tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError) as e:
@@ -85,7 +65,7 @@ def load(path=TOOLS_DIR / "exercises.toml"):
 
 EXERCISES, TINY = load()
 BY_ID = {ex.id: ex for ex in EXERCISES}
-# plausible answers by exercise id, as (old, new) replacements (tests and --demo-class use them)
+# plausible answers by exercise id, as (old, new) replacements (grade.make_submission, tests)
 WRONG = {ex.id: [(w["old"], w["new"]) for w in ex.wrong] for ex in EXERCISES if ex.wrong}
 RIGHT = {ex.id: [(w["old"], w["new"]) for w in ex.right] for ex in EXERCISES if ex.right}
 CUT = {(ex.id, k) for ex in EXERCISES for k, w in enumerate(ex.wrong) if w.get("cut")}
@@ -100,11 +80,27 @@ def handout_name(stage):
     return "exercises" + stages.STAGE_FILES[stage][len("train"):-len(".py")] + ".ipynb"
 
 
-def companion_path(stage, root=ROOT):
-    return Path(root) / "notebooks" / (stages.STAGE_FILES[stage][:-len(".py")] + ".ipynb")
+def companion_name(stage):
+    return stages.STAGE_FILES[stage][:-len(".py")] + ".ipynb"
 
 
-# --- regions ----------------------------------------------------------------------------------
+def top_level(path):
+    """[(node, its exact source)] for the top-level statements of a Python file."""
+    text = Path(path).read_text(encoding="utf-8")
+    lines = stages.split_lines(text)
+    return [(node, "".join(lines[min([node.lineno] + [d.lineno for d in getattr(
+        node, "decorator_list", [])]) - 1:node.end_lineno])) for node in ast.parse(text).body]
+
+
+def helpers_source():
+    """The handouts' helper cell: helpers.py but for its ruff line, then visible.py's functions
+    that are not checks."""
+    text = (VISIBLE_DIR / "helpers.py").read_text(encoding="utf-8").split("\n", 1)[1]
+    return text + "".join("\n\n" + source for node, source in top_level(VISIBLE_DIR / "visible.py")
+                          if not getattr(node, "name", "check_").startswith("check_"))
+
+
+# --- regions ------------------------------------------------------------------------------------
 
 def find_function(tree, name):
     """The FunctionDef for 'f' or 'Class.method' in a parsed module (None if absent)."""
@@ -118,22 +114,18 @@ def find_function(tree, name):
     return found
 
 
-def body_text(script, name):
-    """The lines of function `name` after its docstring (comments included), exactly."""
-    func = find_function(ast.parse(script), name)
-    if func is None:
-        raise CourseError(f"function {name} not found")
-    first = func.body[0]
-    has_doc = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-               and isinstance(first.value.value, str))
-    start = first.end_lineno if has_doc else first.lineno - 1   # 0-based first line
-    return "".join(stages.split_lines(script)[start:func.end_lineno])
-
-
 def region_text(script, target):
-    """The exact text of a target's region in the script; CourseError unless found once."""
+    """The exact text of a target's region in the script; CourseError unless found once. A body
+    is a function's lines after its docstring; start/end: from the line `start` to the first
+    `end` after it (an `end` of two lines: the second is context, not part of the region)."""
     if target.kind == "body":
-        text = body_text(script, target.body)
+        func = find_function(ast.parse(script), target.body)
+        if func is None:
+            raise CourseError(f"function {target.body} not found")
+        first = func.body[0]
+        has_doc = isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", 0), str)
+        start = first.end_lineno if has_doc else first.lineno - 1
+        text = "".join(stages.split_lines(script)[start:func.end_lineno])
     elif target.kind == "lines":
         text = target.lines
     else:
@@ -144,7 +136,7 @@ def region_text(script, target):
         if end < 0:
             raise CourseError(f"line not found after the start: {target.end.strip()!r}")
         text = script[start:end + len(target.end) + 1]
-        if "\n" in target.end:   # a context line after the region: not part of it
+        if "\n" in target.end:
             text = text[:len(text) - len(target.end.split("\n", 1)[1]) - 1]
     count = script.count(text)
     if count != 1:
@@ -177,52 +169,29 @@ def check_anchors(root=ROOT):
     return found
 
 
-# --- what a region becomes ----------------------------------------------------------------------
-
-def stub_lines(ex, todo, indent, todo_only=False):
-    pad = " " * indent
-    todo_lines = todo.split("\n")
-    out = f"{pad}# TODO(exercise {ex.id}): {todo_lines[0]}\n"
-    out += "".join(pad + line.strip() + "\n" for line in todo_lines[1:])
-    if todo_only:   # nbgrader writes its own stub in place of the solution
-        return out
-    return out + f"{pad}raise NotImplementedError('exercise {ex.id}: {ex.title}')\n"
-
-
-def indent_of(text):
-    return len(text) - len(text.lstrip(" "))
-
-
-def extracted_function(ex, target, region, mode):
-    """Source of the new function of an extract target: a stub, the solution, or nbgrader's."""
-    head = f'def {target.signature}:\n    """{target.doc}"""\n'
-    if mode == "stub":
-        return head + stub_lines(ex, target.todo, 4)
-    if target.solution:
-        solution = textwrap.indent(target.solution, "    ")
+def written(ex, target, region, mode):
+    """What a region becomes: in mode 'stub' its TODO and `raise NotImplementedError`, in
+    'solution' itself, in 'nbgrader' the TODO and the solution between nbgrader's markers. An
+    extract target's region becomes the body of its new function."""
+    if target.kind == "extract":
+        pad, head = "    ", f'def {target.signature}:\n    """{target.doc}"""\n'
+        returns = f"return {target.returns}\n" if target.returns else ""
+        region = textwrap.indent(target.solution or textwrap.dedent(region) + returns, pad)
     else:
-        solution = textwrap.indent(textwrap.dedent(region), "    ")
-        solution += f"    return {target.returns}\n" if target.returns else ""
-    if mode == "nbgrader":
-        return (head + stub_lines(ex, target.todo, 4, todo_only=True) + "    ### BEGIN SOLUTION\n"
-                + solution + "    ### END SOLUTION\n")
-    return head + solution
-
-
-def replaced_region(ex, target, region, mode):
-    """What a body or lines region becomes in the handout (stub), solution or nbgrader copy."""
-    indent = indent_of(region.lstrip("\n"))
+        pad, head = " " * (len(region.lstrip("\n")) - len(region.lstrip("\n").lstrip(" "))), ""
+    first, *more = target.todo.split("\n")
+    todo = f"{pad}# TODO(exercise {ex.id}): {first}\n" + "".join(f"{pad}{line.strip()}\n"
+                                                                   for line in more)
     if mode == "stub":
-        return stub_lines(ex, target.todo, indent)
+        return f"{head}{todo}{pad}raise NotImplementedError('exercise {ex.id}: {ex.title}')\n"
     if mode == "nbgrader":
-        pad = " " * indent
-        return (stub_lines(ex, target.todo, indent, todo_only=True)
-                + f"{pad}### BEGIN SOLUTION\n{region}{pad}### END SOLUTION\n")
-    return region
+        return f"{head}{todo}{pad}### BEGIN SOLUTION\n{region}{pad}### END SOLUTION\n"
+    return head + region
 
 
-def extracted_functions(ex, regions, mode):
-    return [extracted_function(ex, t, regions[ex.id, k], mode)
+def extracted(ex, regions, mode):
+    """The new functions of an exercise's extract targets, as `mode` writes them."""
+    return [written(ex, t, regions[ex.id, k], mode)
             for k, t in enumerate(ex.targets) if t.kind == "extract"]
 
 
@@ -237,80 +206,49 @@ def code(text, meta):
             "outputs": [], "execution_count": None}
 
 
-def source_of(path, function):
-    """The exact source lines of top-level function `function` in a file."""
-    text = path.read_text(encoding="utf-8")
-    node = find_function(ast.parse(text), function)
-    if node is None:
-        raise CourseError(f"{path.name} has no {function}")
-    return "".join(stages.split_lines(text)[node.lineno - 1:node.end_lineno])
-
-
-def helpers_source():
-    """The handout's helper cell: helpers.py (but for its ruff line) plus the functions of
-    visible.py that are not checks."""
-    text = (VISIBLE_DIR / "helpers.py").read_text(encoding="utf-8").split("\n", 1)[1]
-    visible = (VISIBLE_DIR / "visible.py").read_text(encoding="utf-8")
-    lines = stages.split_lines(visible)
-    for node in ast.parse(visible).body:
-        if isinstance(node, ast.FunctionDef) and not node.name.startswith("check_"):
-            text += "\n\n" + "".join(lines[node.lineno - 1:node.end_lineno])
-    return text
-
-
 def exercise_cells(exs, source, section):
     """Instructions for each exercise, the one code cell they share, a check cell for each."""
+    checks = {node.name: text for node, text in top_level(VISIBLE_DIR / "visible.py")
+              if isinstance(node, ast.FunctionDef)}
     cells = [md(f"### Exercise {ex.id}: {ex.title} (about {ex.minutes} minutes, {ex.points} "
                 f"points)\n\n**Goal:** {ex.goal}.\n\n{ex.instructions}",
                 {"source": "instructions", "exercise": ex.id}) for ex in exs]
     cells.append(code(source, {"source": "exercise", "exercises": [ex.id for ex in exs],
                                "section": section}))
     for ex in exs:
-        cells.append(code(f"# check for exercise {ex.id}: run this cell after writing your code\n"
-                          + source_of(VISIBLE_DIR / "visible.py", f"check_{ex.name}")
-                          + f"\n\nrun_check(check_{ex.name})\n",
+        if f"check_{ex.name}" not in checks:
+            raise CourseError(f"notebooks/exercises/checks/visible.py has no check_{ex.name}")
+        cells.append(code(stages.template(CELLS, "check", id=ex.id, function=f"check_{ex.name}",
+                                          check=checks[f"check_{ex.name}"][:-1]) + "\n",
                           {"source": "check", "exercise": ex.id}))
     return cells
 
 
-class Edit(NamedTuple):
-    ex: Exercise
-    k: int   # which target of the exercise
-    replacement: str
-    inline: bool   # a body or lines region (else the call of an extracted function)
-
-
-def apply_edits(text, exs, regions, modes):
-    """(text with every region it holds replaced, [Edit]), in the exercises' order."""
-    edits = []
+def edits(text, exs, regions, modes):
+    """(text with every region it holds replaced, [(line, exercise, target index, inline)]):
+    the 1-based line of each edit in the new text. The call of an extracted function that a
+    later region swallowed takes that region's line."""
+    done = []
     for ex in exs:
         for k, target in enumerate(ex.targets):
-            region = regions[ex.id, k]
-            if region in text:
+            if regions[ex.id, k] in text:
                 inline = target.kind != "extract"
-                new = replaced_region(ex, target, region, modes[ex.id]) if inline \
+                new = written(ex, target, regions[ex.id, k], modes[ex.id]) if inline \
                     else target.call + "\n"
-                edits.append(Edit(ex, k, new, inline))
-                text = text.replace(region, new)
-    return text, edits
-
-
-def edit_lines(text, edits):
-    """[(1-based line of the edit in text, Edit)]. An edit that a later one swallowed (the call
-    of an extracted function inside a later region) takes that one's place."""
+                done.append((new, ex, k, inline))
+                text = text.replace(regions[ex.id, k], new)
     placed = []
-    for k, edit in enumerate(edits):
-        at = next((text.find(e.replacement) for e in edits[k:] if e.replacement in text), -1)
+    for n, (_, ex, k, inline) in enumerate(done):
+        at = next((text.find(new) for new, *_ in done[n:] if new in text), -1)
         if at < 0:
-            raise CourseError(f"exercise {edit.ex.id}: its edit is lost from the handout's cell")
-        placed.append((text[:at].count("\n") + 1, edit))
-    return placed
+            raise CourseError(f"exercise {ex.id}: its edit is lost from the handout's cell")
+        placed.append((text[:at].count("\n") + 1, ex, k, inline))
+    return text, placed
 
 
 def split_top_level(text, line_numbers):
-    """Split a cell's code into chunks so that each top-level statement containing one of the
-    (1-based) line numbers is a chunk of its own. Returns [(text, is_marked, first, last)], with
-    first..last the chunk's 1-based line numbers in `text`."""
+    """[(chunk, is_marked, first, last)]: a cell's code cut so that each top-level statement
+    holding one of the (1-based) line numbers is a chunk of its own, lines first..last."""
     lines = stages.split_lines(text)
     pieces, pos = [], 0
     for node in ast.parse(text).body:
@@ -327,29 +265,25 @@ def split_top_level(text, line_numbers):
 
 
 def script_cells(text, section, exs, regions, modes):
-    """The handout cells that one script cell of the companion becomes. A top-level statement
-    holding a stubbed region is an exercise cell, with the extracted functions of its
-    exercises; an exercise that only extracts gets a cell of its own before the statement that
-    calls its first extracted function; the rest stays script cells."""
-    text, edits = apply_edits(text, exs, regions, modes)
-    if not edits:
+    """The handout cells of one script cell of the companion. A top-level statement holding a
+    stubbed region is an exercise cell, with its exercises' extracted functions; an exercise
+    that only extracts gets a cell before the statement that calls its first function."""
+    text, placed = edits(text, exs, regions, modes)
+    if not placed:
         return [code(text, {"source": "script", "section": section})]
-    placed = edit_lines(text, edits)
     cells = []
     for chunk, is_exercise, first, last in split_top_level(
-            text, [line for line, edit in placed if edit.inline]):
-        inside = [edit for line, edit in placed if first <= line <= last]
-        owners = list({edit.ex.id: edit.ex for edit in inside}.values())
+            text, [line for line, _, _, inline in placed if inline]):
+        inside = [(ex, k) for line, ex, k, _ in placed if first <= line <= last]
         if is_exercise:
-            extra = "".join("\n\n" + f for ex in owners
-                            for f in extracted_functions(ex, regions, modes[ex.id]))
-            cells += exercise_cells(owners, chunk + extra, section)
+            owners = list({ex.id: ex for ex, _ in inside}.values())
+            functions = [f for ex in owners for f in extracted(ex, regions, modes[ex.id])]
+            cells += exercise_cells(owners, "\n\n".join([chunk, *functions]), section)
             continue
-        for edit in inside:
-            kinds = [t.kind for t in edit.ex.targets]
-            if "body" not in kinds and "lines" not in kinds and edit.k == kinds.index("extract"):
-                functions = extracted_functions(edit.ex, regions, modes[edit.ex.id])
-                cells += exercise_cells([edit.ex], "\n\n".join(functions), section)
+        for ex, k in inside:
+            if k == 0 and {t.kind for t in ex.targets} == {"extract"}:
+                functions = extracted(ex, regions, modes[ex.id])
+                cells += exercise_cells([ex], "\n\n".join(functions), section)
         cells.append(code(chunk, {"source": "script", "section": section}))
     return cells
 
@@ -358,31 +292,23 @@ def script_cells(text, section, exs, regions, modes):
 
 # A handout never links to what holds its solutions: the companion notebooks, the stage scripts
 # and the diffs (such a link becomes its text). The companion's header keeps its title, goal and
-# course map; its badge, provenance, diff summary and how-to (the intro cell says how) go.
+# course map; its badge, provenance, diff summary and how-to (the intro cell says how) go. Its
+# setup cell fetches only the data, and the try-it part (the notebook's last), which runs the
+# stage script, is left out.
 SOLUTION_LINK = re.compile(r"\[([^\]]*)\]\([^)\s]*(?:train\d\w*\.(?:ipynb|py)|diffs/[^)\s]*)\)")
 HEADER_DROPPED = ("[![Open In Colab]", "*Generated by", "**What changed", "**How to use it")
-# The companion's setup cell also fetches the stage script, which its closing "try it" cell runs:
-# a handout's setup fetches only the data, and the try-it part (the notebook's last) is left out.
-SETUP = "# notebook-only: setup"
-SETUP_COMMENT = ("# notebook-only: setup. Inside a copy of the repository this finds\n"
-                 "# data/names.txt; anywhere else (Colab) it downloads that one file.\n"
-                 "# The settings find the data through __file__, which is defined here.\n")
-NEEDED = "NEEDED = ['data/names.txt']\n"
-TRY_IT = "## Try it:"
 
 
-def load_companion(stage, root=ROOT):
+def load_companion(stage):
     """The committed companion notebook of a stage, each source one string; CourseError unless
     its script cells are the script (a stale companion: run make_notebooks.py first)."""
-    path = companion_path(stage, root)
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb = json.loads((ROOT / "notebooks" / companion_name(stage)).read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         cell["source"] = "".join(cell["source"])
-    script = "".join(c["source"] for c in nb["cells"]
-                     if c["metadata"].get("microgpt", {}).get("source") == "script")
-    if script != stages.read_stage(stage, root):
-        raise CourseError(f"{path.name} is not {stages.STAGE_FILES[stage]}: run python "
-                          "tools/make_notebooks.py first")
+    if "".join(c["source"] for c in nb["cells"] if c["metadata"]["microgpt"].get("source")
+               == "script") != stages.read_stage(stage):
+        raise CourseError(f"{companion_name(stage)} is not {stages.STAGE_FILES[stage]}: run "
+                          "python tools/make_notebooks.py first")
     return nb
 
 
@@ -393,24 +319,14 @@ def handout_setup(text):
     needed = [k for k, line in enumerate(lines) if line.startswith("NEEDED = [")]
     if len(needed) != 1:
         raise CourseError("the companion's setup cell needs one line 'NEEDED = [...]'")
-    lines[needed[0]] = NEEDED
-    return SETUP_COMMENT + "".join(lines)
-
-
-def handout_prose(text, header, exs):
-    if header:
-        text = "\n\n".join(p for p in text.split("\n\n") if not p.startswith(HEADER_DROPPED))
-    for ex in exs:
-        if ex.asks:
-            text = asked(text, ex)
-    return SOLUTION_LINK.sub(r"\1", text)
+    lines[needed[0]] = "NEEDED = ['data/names.txt']\n"
+    return stages.template(CELLS, "setup", code="".join(lines))
 
 
 def asked(text, ex):
     """The prose with the column ex.asks of its tables turned into question marks below the first
     row (the worked example), so that the answers of exercise ex are not printed before it."""
-    out = []
-    column = None
+    out, column = [], None
     for line in text.split("\n"):
         cells = line.split("|")
         if line.startswith("|") and ex.asks in [c.strip() for c in cells]:
@@ -431,43 +347,48 @@ def notebook_cells(cell, header, exs):
     """A companion cell that is not the script's, as the handout holds it (the setup cell is
     followed by the check helpers)."""
     new = copy.deepcopy(cell)
-    setup = cell["source"].startswith(SETUP)
-    if setup:
-        new["source"] = handout_setup(cell["source"])
-    if new["cell_type"] == "markdown":
-        new["source"] = handout_prose(new["source"], header, exs)
-    else:
-        new["outputs"], new["execution_count"] = [], None
     new.pop("id", None)
     if not new.get("attachments"):
         new.pop("attachments", None)
-    return [new, code(helpers_source(), {"source": "notebook-only"})] if setup else [new]
+    if new["cell_type"] == "markdown":
+        if header:
+            new["source"] = "\n\n".join(p for p in new["source"].split("\n\n")
+                                        if not p.startswith(HEADER_DROPPED))
+        for ex in exs:
+            new["source"] = asked(new["source"], ex) if ex.asks else new["source"]
+        new["source"] = SOLUTION_LINK.sub(r"\1", new["source"])
+        return [new]
+    new["outputs"], new["execution_count"] = [], None
+    if not cell["source"].startswith("# notebook-only: setup"):
+        return [new]
+    new["source"] = handout_setup(cell["source"])
+    return [new, code(helpers_source(), {"source": "notebook-only"})]
 
 
 def intro_cell(stage):
     exs = stage_exercises(stage)
-    path = f"{OUT_DIR}/{handout_name(stage)}"
     template = (TOOLS_DIR / "templates" / "handout_intro.md").read_text(encoding="utf-8")
     return string.Template(template[:-1]).substitute(
-        tool=TOOL, companion=companion_path(stage).name, stage=stage,
+        tool=TOOL, companion=companion_name(stage), stage=stage,
         concept=stages.concept(stage), total=sum(ex.minutes for ex in exs),
-        badge=f"[![Open In Colab]({stages.COLAB_BADGE})]({stages.colab_url(path)})",
+        badge=f"[![Open In Colab]({stages.COLAB_BADGE})]"
+              f"({stages.colab_url(f'{OUT_DIR}/{handout_name(stage)}')})",
         rows="\n".join(f"| {ex.id} | {ex.title} | {ex.minutes} min | {ex.points} |"
                        for ex in exs))
 
 
-def build_handout(stage, mode="stub", root=ROOT, solved=()):
+def build_handout(stage, mode="stub", solved=()):
     """The handout notebook (a dict) of a stage. mode: 'stub' (students), 'solution'
     (reference filled in) or 'nbgrader' (solutions between BEGIN/END SOLUTION markers); the
     exercises in `solved` get their solution whatever the mode (the grader's context)."""
-    nb = load_companion(stage, root)
+    nb = load_companion(stage)
     exs = stage_exercises(stage)
     modes = {ex.id: "solution" if ex.id in solved else mode for ex in exs}
-    regions = stage_regions(stage, root)
+    regions = stage_regions(stage)
     cells = [md(intro_cell(stage), {"source": "exercises"})]
     for cell in nb["cells"]:
-        meta = cell["metadata"].get("microgpt", {})
-        if cell["cell_type"] == "markdown" and cell["source"].startswith(TRY_IT):
+        meta = cell["metadata"]["microgpt"]
+        if cell["cell_type"] == "markdown" and cell["source"].startswith("## Try it:"):
             break
         if meta.get("source") == "script":
             cells += script_cells(cell["source"], meta["section"], exs, regions, modes)
@@ -477,7 +398,7 @@ def build_handout(stage, mode="stub", root=ROOT, solved=()):
         cell["id"] = f"cell-{k:03d}"
     metadata = copy.deepcopy(nb["metadata"])
     metadata["microgpt"] = {"generated_by": TOOL, "companion": f"notebooks/"
-                            f"{companion_path(stage).name}", "stage": stage,
+                            f"{companion_name(stage)}", "stage": stage,
                             "exercises": [ex.id for ex in exs], "mode": mode}
     return {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
 
@@ -486,84 +407,65 @@ def dumps(nb):
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def grader_context(stage, ex_id, root=ROOT):
+def grader_context(stage, ex_id):
     """[(label, source)]: the handout's code that the grader runs before a student's code for
-    exercise ex_id: its script and exercise cells outside the training/evaluation/sampling
-    sections (plus the exercise cells there, which only define functions), with tiny settings
-    after the command line. Ex_id is a stub; the stage's other exercises are solved, so that a
-    probe calls the real collaborators (a student may inline rmsnorm rather than call it). Check
-    and notebook-only cells are left out."""
-    others = {ex.id for ex in stage_exercises(stage)} - {ex_id}
+    exercise ex_id: its script and exercise cells but the training, evaluation and sampling
+    sections' script cells, with tiny settings after the settings. The stage's other exercises
+    are solved, so that a probe calls the real collaborators (a student may inline rmsnorm
+    rather than call it)."""
     parts = []
-    for cell in build_handout(stage, "stub", root, solved=others)["cells"]:
-        meta = cell["metadata"].get("microgpt", {})
-        if cell["cell_type"] != "code" or meta.get("source") not in ("script", "exercise"):
-            continue
-        if meta.get("source") == "script" and meta.get("section") in GRADER_SECTIONS:
-            continue
-        parts.append((meta.get("section", ""), cell["source"]))
-        if meta.get("section") == "settings" and meta.get("source") == "script":
-            parts.append(("tiny settings", TINY[stage]))
+    others = {ex.id for ex in stage_exercises(stage)} - {ex_id}
+    for cell in build_handout(stage, "stub", solved=others)["cells"]:
+        meta = cell["metadata"]["microgpt"]
+        kind, section = meta.get("source"), meta.get("section", "")
+        if cell["cell_type"] == "code" and (kind == "exercise" or kind == "script"
+                                            and section not in GRADER_SECTIONS):
+            parts.append((section, cell["source"]))
+            if kind == "script" and section == "settings":
+                parts.append(("tiny settings", TINY[stage]))
     return parts
 
 
 # --- README table -----------------------------------------------------------------------------
 
-def solved_in(handouts, root=ROOT):
-    """{exercise id: [stages]}: the other stages whose handout (a dict of notebooks by stage)
-    holds the exercise's reference solution, i.e. at least 90% of its code lines."""
-    found = check_anchors(root)
-    solved = {}
+def exercise_table(handouts):
+    """The README's table; its last column, the other stages whose handout (in `handouts`, by
+    stage) holds 90% or more of the code lines of an exercise's reference solution."""
+    found = check_anchors()
+    rows = ["| exercise | stage | what the student writes | learning goal | time | checks | "
+            "solution also in handouts |", "|---|---|---|---|---|---|---|"]
+    code_lines = {stage: {line.strip() for cell in nb["cells"] if cell["cell_type"] == "code"
+                          for line in cell["source"].splitlines()}
+                  for stage, nb in handouts.items()}
     for ex in EXERCISES:
         lines = [line.strip() for region in found[ex.id] for line in region.splitlines()
                  if line.strip() and not line.strip().startswith("#")]
-        solved[ex.id] = []
-        for stage, nb in handouts.items():
-            code_lines = {line.strip() for cell in nb["cells"] if cell["cell_type"] == "code"
-                          for line in cell["source"].splitlines()}
-            if stage != ex.stage and sum(line in code_lines for line in lines) >= 0.9 * len(lines):
-                solved[ex.id].append(stage)
-    return solved
-
-
-def exercise_table(solved):
-    rows = ["| exercise | stage | what the student writes | learning goal | time | checks | "
-            "solution also in handouts |", "|---|---|---|---|---|---|---|"]
-    for ex in EXERCISES:
+        solved = [str(stage) for stage, have in code_lines.items() if stage != ex.stage
+                  and sum(line in have for line in lines) >= 0.9 * len(lines)]
         rows.append(f"| {ex.id} | {ex.stage} | {ex.title} (`{'`, `'.join(ex.defines)}`) | "
                     f"{ex.goal} | {ex.minutes} min | visible + hidden | "
-                    f"{', '.join(map(str, solved[ex.id])) or '-'} |")
+                    f"{', '.join(solved) or '-'} |")
     return "\n".join(rows) + "\n"
 
 
-def outputs(root=ROOT):
+def outputs():
     """{relative path: text} of everything this tool writes."""
-    handouts = {stage: build_handout(stage, "stub", root)
-                for stage in range(len(stages.STAGE_FILES))}
+    handouts = {stage: build_handout(stage) for stage in range(len(stages.STAGE_FILES))}
     files = {f"{OUT_DIR}/{handout_name(stage)}": dumps(nb) for stage, nb in handouts.items()}
-    readme = Path(root) / OUT_DIR / "README.md"
-    files[f"{OUT_DIR}/README.md"] = stages.replace_block(
-        readme.read_text(encoding="utf-8"), "exercise table", TOOL,
-        exercise_table(solved_in(handouts, root)), f"{OUT_DIR}/README.md")
+    readme = f"{OUT_DIR}/README.md"
+    files[readme] = stages.replace_block((ROOT / readme).read_text(encoding="utf-8"),
+                                         "exercise table", TOOL, exercise_table(handouts), readme)
     return files
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--check", action="store_true", help="fail if a handout is stale")
-    group.add_argument("--solutions", metavar="DIR", help="write handouts with solutions")
-    args = parser.parse_args(argv)
-    check_anchors()
-    if args.solutions:
-        for stage in range(len(stages.STAGE_FILES)):
-            stages.write_or_check(Path(args.solutions) / handout_name(stage),
-                                  dumps(build_handout(stage, "solution")), False, [])
-        return 0
+    parser.add_argument("--check", action="store_true", help="fail if a handout is stale")
+    check = parser.parse_args(argv).check
     stale = []
     for rel, text in outputs().items():
-        stages.write_or_check(ROOT / rel, text, args.check, stale)
+        stages.write_or_check(ROOT / rel, text, check, stale)
     if stale:
         raise CourseError(f"stale (run python {TOOL}): "
                           + ", ".join(str(p.relative_to(ROOT)) for p in stale))

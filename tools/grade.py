@@ -1,41 +1,30 @@
-"""Grade a folder of submitted exercise notebooks (.ipynb) and .py exports for one stage.
+"""Grade a folder of submitted handouts (.ipynb, or .py exports) of one stage; student code runs
+only inside a bubblewrap sandbox.
 
   python tools/grade.py STAGE FOLDER [--out DIR] [--workers 2] [--timeout 5] [--memory-mb 768]
   python tools/grade.py --demo-class 40 [--stage 2] [--out DIR]   make a class and grade it
   add --no-isolation to run student code without a sandbox (only where bubblewrap cannot run)
 
-Reads: the exercises (tools/exercises.py loads tools/exercises.toml), the handouts as
-exercises.py builds them (the grader's context, the reference solution) and exercise_checks/
-(runner.py, what each sandbox runs; probes.py, what it asks; compare.py, how answers compare).
-Writes DIR/grades.csv (one row per student: points per exercise, total), DIR/feedback.csv
-(student, exercise, points, the reason; and every file not graded, with the reason) and
-DIR/summary.txt (per exercise: mean and number of full marks; per student: total; the files not
-graded), and prints the summary. DIR defaults to FOLDER/grades (grades-2, ... if a submission
-took that name); reports are written through a rename, so a link in their place is never followed.
+Writes: DIR/grades.csv (per student: points per exercise, total), DIR/feedback.csv (per student
+and exercise: points and the reason; every file not graded, with the reason) and DIR/summary.txt
+(printed too). DIR is FOLDER/grades (grades-2, ... if a submission took that name); each report
+is written through a rename, so a link in its place is never followed. Names and reasons are
+written with control characters escaped; a CSV cell a spreadsheet would read as a formula starts
+with '.
+Reads: the exercises and the handouts as tools/exercises.py builds them (the grader's context,
+the reference solution), tools/exercise_checks/ (runner.py, what each sandbox runs; probes.py,
+what it asks; compare.py, how answers compare) and notebooks/exercises/checks/helpers.py (the
+probes use its patched()).
 
-Only regular .ipynb and .py files directly in FOLDER are graded (in any case: Bob.IPYNB), one per
-student (the notebook before the .py, then the newest); links, folders, other files and a
-student's other files are listed with the reason. Names and reasons are written with control
-characters escaped, and a CSV cell that a spreadsheet would read as a formula starts with '.
-
-The verdict is computed here, never in student code, and this process never reads a submission.
-For each student and exercise a fresh sandbox gets the file as an open descriptor (opened without
-following links): bubblewrap namespaces (no network, no other processes, an empty filesystem but
-for Python, the dataset and scratch folders that vanish), as uid 65534 (nobody, outside too when
-root grades), with limits on CPU, memory, file size and processes and a wall-clock timeout. There
-tools/exercise_checks/runner.py reads and parses the file, takes the exercise's cell (found by its
-cell metadata, else the last code cell defining the exercise's functions; a .py export is split at
-`# %%`, `#%%` or `# In[ ]:` lines; IPython magics are skipped), runs it after the handout's code
-(the stage's other exercises solved, so collaborators are real), and the exercise's probe
-(exercise_checks/probes.py) calls the student's functions on inputs chosen by the grader and prints
-plain data: values and gradients. The same probe runs in the same kind of sandbox against the
-reference solution (the stage script). This process reads each answer up to MAX_ANSWER bytes,
-parses it as JSON and compares it case by case with the reference answer; the points are the
-exercise's points times the share of cases that match. A missing, malformed, oversized or late
-answer scores 0 for that exercise with the reason; a submission that cannot be graded at all
-scores 0 with the reason, and the rest of the class is still graded.
+This process never reads a submission and never runs student code: per student and exercise, a
+fresh sandbox (no network, no other processes, uid 65534, an empty file system but for Python
+and the data; limits on CPU, memory, file size and processes; a wall-clock timeout) gets the file
+as an open descriptor, runs the exercise's cell after the handout's code and the probe, and
+prints plain data. This process compares that, case by case, with the reference solution's
+answer to the same probe. How and why: notebooks/exercises/README.md.
 """
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -127,8 +116,7 @@ def isolation_problem():
 
 def read_bounded(fd, limit, deadline):
     """(bytes, None) read up to end of file, or (None, 'oversized' / 'timeout')."""
-    chunks = []
-    size = 0
+    chunks, size = [], 0
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -144,9 +132,15 @@ def read_bounded(fd, limit, deadline):
             return None, "oversized"
 
 
+def feed(stream, data):
+    with contextlib.suppress(OSError):   # the process ended before reading its job
+        stream.write(data)
+        stream.close()
+
+
 def run_job(job, settings, fd=None):
-    """Run one job (context, probes, exercise; the submission open as fd, or its code) in a fresh
-    sandbox: (answer dict, None) or (None, the reason for 0 points)."""
+    """Run one job (context, probes, exercise; the submission open as fd, or job["code"]) in a
+    fresh sandbox: (answer dict, None) or (None, the reason for 0 points)."""
     payload = json.dumps(dict(job, memory_mb=settings["memory_mb"], cpu_s=settings["timeout"],
                               isolated=settings["isolated"], fd=fd, max_bytes=MAX_SUBMISSION))
     folder = None if settings["isolated"] else tempfile.mkdtemp(prefix="grade-")
@@ -166,20 +160,22 @@ def run_job(job, settings, fd=None):
         # busy sandbox on a shared core never pushes an honest one past its deadline
         raw, problem = read_bounded(proc.stdout.fileno(), MAX_ANSWER,
                                     time.monotonic() + 2 * settings["timeout"])
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.stdout.close()
         returncode = proc.wait()
     finally:
         os.close(names)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
-    timed_out = f'timed out after {settings["timeout"]} s (an endless loop?)'
     if problem == "timeout" or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         # the CPU limit equals the wall-clock timeout: whichever fires first, same verdict
-        return None, timed_out
+        return None, f'timed out after {settings["timeout"]} s (an endless loop?)'
+    return parsed_answer(raw, problem, returncode)
+
+
+def parsed_answer(raw, problem, returncode):
+    """(answer, None) from what a sandbox printed, or (None, why it is no answer)."""
     if problem == "oversized":
         return None, f"oversized answer: more than {MAX_ANSWER} bytes of output"
     if not raw:
@@ -193,14 +189,6 @@ def run_job(job, settings, fd=None):
             and isinstance(answer.get("cell"), (str, type(None)))):
         return None, 'malformed answer (not {"cell": ..., "cases": {...}})'
     return answer, None
-
-
-def feed(stream, data):
-    try:
-        stream.write(data)
-        stream.close()
-    except OSError:   # the process ended before reading its job
-        pass
 
 
 # --- grading ----------------------------------------------------------------------------------
@@ -231,65 +219,62 @@ def score(ex, reference, answer):
 
 
 def load_probes():
-    """The probes' source (helpers.py, then probes.py), read once at the start."""
-    return (exercises.VISIBLE_DIR / "helpers.py").read_text(encoding="utf-8") + "\n\n" + \
-        (exercises.CHECKS_DIR / "probes.py").read_text(encoding="utf-8")
+    """The probes' source: helpers.py (for its patched()), then probes.py."""
+    return "\n\n".join(path.read_text(encoding="utf-8") for path in (
+        exercises.VISIBLE_DIR / "helpers.py", exercises.CHECKS_DIR / "probes.py"))
 
 
-def job_of(ex, contexts, probes):
-    return {"context": contexts[ex.id], "probes": probes, "name": ex.name, "exercise": ex.id,
-            "defines": ex.defines, "kind": "ipynb"}
+def jobs(stage):
+    """{exercise id: what its sandbox runs besides the submission}: the handout's code before
+    the exercise (exercises.grader_context), the probes, the names the cell must define."""
+    probes = load_probes()
+    return {ex.id: {"context": exercises.grader_context(stage, ex.id), "probes": probes,
+                    "name": ex.name, "exercise": ex.id, "defines": ex.defines, "kind": "ipynb"}
+            for ex in exercises.stage_exercises(stage)}
 
 
-def reference_answers(stage, contexts, probes, settings):
+def reference_answers(stage, jobs, settings):
     """{exercise id: answer} of the reference solution (the stage script) to every probe."""
     answers = {}
     with tempfile.TemporaryFile() as solution:
         solution.write(exercises.dumps(exercises.build_handout(stage, "solution")).encode())
         solution.flush()
-        for ex in exercises.stage_exercises(stage):
-            answer, reason = run_job(job_of(ex, contexts, probes), settings, solution.fileno())
+        for ex_id, job in jobs.items():
+            answer, reason = run_job(job, settings, solution.fileno())
             errors = [] if answer is None else [f'{label}: {case.get("error")}' for label, case
                                                  in answer["cases"].items() if "value" not in case]
             if answer is None or answer["cell"] or not answer["cases"] or errors:
-                raise CourseError(f'the reference solution of exercise {ex.id} fails its probe: '
+                raise CourseError(f"the reference solution of exercise {ex_id} fails its probe: "
                                   f'{reason or answer["cell"] or "; ".join(errors) or "no cases"}')
-            answers[ex.id] = answer
+            answers[ex_id] = answer
     return answers
 
 
-def grade_submission(path, stage, settings, contexts, probes, references):
-    """{exercise id: (points, reason)} for one file. This process never reads it: each sandbox
-    gets it as an open descriptor (not through a link) and reads it under its own limits."""
-    exs = exercises.stage_exercises(stage)
+def grade_submission(path, jobs, references, settings):
+    """{exercise id: (points, reason)} for one file, which this process never reads: each
+    sandbox gets it as a descriptor (opened without following a link) and reads it under its
+    own limits. Any failure here scores the whole submission 0 with the reason."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as e:
-        return {ex.id: (0.0, f"cannot read the submission: {e.strerror}") for ex in exs}
+        return dict.fromkeys(jobs, (0.0, f"cannot read the submission: {e.strerror}"))
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SUBMISSION:
             why = "not a regular file" if not stat.S_ISREG(info.st_mode) else \
                 f"larger than {MAX_SUBMISSION >> 20} MB"
-            return {ex.id: (0.0, f"cannot read the submission: {why}") for ex in exs}
+            return dict.fromkeys(jobs, (0.0, f"cannot read the submission: {why}"))
         result = {}
-        for ex in exs:
-            job = dict(job_of(ex, contexts, probes), kind=Path(path).suffix.lower()[1:])
-            answer, reason = run_job(job, settings, fd)
-            result[ex.id] = (0.0, reason) if answer is None else \
-                score(ex, references[ex.id], answer)
+        for ex_id, job in jobs.items():
+            answer, reason = run_job(dict(job, kind=Path(path).suffix.lower()[1:]), settings, fd)
+            result[ex_id] = (0.0, reason) if answer is None else \
+                score(exercises.BY_ID[ex_id], references[ex_id], answer)
         return result
-    finally:
-        os.close(fd)
-
-
-def grade_safely(*args):
-    """grade_submission, but any failure scores the whole submission 0 with the reason."""
-    try:
-        return grade_submission(*args)
     except Exception as e:
         reason = f"the grader could not grade this submission: {type(e).__name__}: {e}"[:300]
-        return {ex.id: (0.0, reason) for ex in exercises.stage_exercises(args[1])}
+        return dict.fromkeys(jobs, (0.0, reason))
+    finally:
+        os.close(fd)
 
 
 def shown(name):
@@ -307,10 +292,8 @@ def survey(folder, out_dir):
     """(files to grade, [(name, why not)]): the regular .ipynb and .py files of the folder, one per
     student (a notebook before a .py, then the newest); links, folders and other files are listed
     with the reason, and nothing outside the folder is read."""
-    chosen = {}
-    skipped = []
-    entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
-    for entry in entries:
+    chosen, skipped = {}, []
+    for entry in sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name)):
         if os.path.abspath(entry.path) == os.path.abspath(out_dir):
             continue   # the reports of an earlier run
         suffix = os.path.splitext(entry.name)[1].lower()
@@ -348,7 +331,8 @@ def output_folder(folder):
 
 def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=768, quiet=False,
                  isolated=True):
-    """Grade every .ipynb and .py file in folder; write the CSVs and summary; return rows."""
+    """Grade every .ipynb and .py file in folder and write the reports: ([(path, {exercise id:
+    (points, reason)})], seconds)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CourseError(f"not a folder: {folder}")
@@ -358,168 +342,139 @@ def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=76
         raise CourseError(f"no .ipynb or .py files in {folder}")
     if isolated and (problem := isolation_problem()):
         raise CourseError(f"no sandbox: {problem}; --no-isolation runs student code with your "
-                         "own permissions")
+                          "own permissions")
     if not isolated and not quiet:
         print("note: --no-isolation: student code runs with your own permissions and can read "
               "and change your files", file=sys.stderr)
-    probes = load_probes()
-    contexts = {ex.id: exercises.grader_context(stage, ex.id)
-                for ex in exercises.stage_exercises(stage)}
+    todo = jobs(stage)
     settings = {"timeout": timeout, "memory_mb": memory_mb, "isolated": isolated}
     start = time.perf_counter()
-    references = reference_answers(stage, contexts, probes, settings)
+    references = reference_answers(stage, todo, settings)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(grade_safely, path, stage, settings, contexts, probes, references)
-                   for path in files]
-        results = [f.result() for f in futures]
+        rows = list(zip(files, pool.map(
+            lambda path: grade_submission(path, todo, references, settings), files)))
     elapsed = time.perf_counter() - start
-    rows = [(path, res) for path, res in zip(files, results)]
     write_reports(stage, rows, skipped, out_dir, elapsed, quiet)
     return rows, elapsed
-
-
-def write_text(path, text):
-    """Write a new file and rename it over path: a link or file at path is replaced, never
-    followed or appended to."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with open(fd, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def csv_text(rows):
     """CSV of rows; a text cell that a spreadsheet would take for a formula gets a leading '."""
     out = io.StringIO()
-    writer = csv.writer(out)
     for row in rows:
         cells = [printable(c) if isinstance(c, str) else c for c in row]
-        writer.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c
-                         for c in cells])
+        csv.writer(out).writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c
+                                  for c in cells])
     return out.getvalue()
 
 
-def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
-    exs = exercises.stage_exercises(stage)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    max_total = sum(ex.points for ex in exs)
-    names = [shown(path.stem) for path, _ in rows]
-    totals = [round(sum(res[ex.id][0] for ex in exs), 2) for _, res in rows]
-    write_text(out_dir / "grades.csv", csv_text(
-        [["student", "file"] + [ex.id for ex in exs] + ["total", "max"]] +
-        [[name, shown(path.name)] + [res[ex.id][0] for ex in exs] + [total, max_total]
-         for name, (path, res), total in zip(names, rows, totals)]))
-    write_text(out_dir / "feedback.csv", csv_text(
-        [["student", "exercise", "points", "max", "result"]] +
-        [[name, ex.id, res[ex.id][0], ex.points, res[ex.id][1]]
-         for name, (_, res) in zip(names, rows) for ex in exs] +
-        [[shown(name), "", 0.0, 0, f"not graded: {why}"] for name, why in skipped]))
-    lines = [f"stage {stage} ({stages.concept(stage)}): {len(rows)} submissions graded in "
+def summary_text(stage, exs, names, marks, skipped, elapsed):
+    top = sum(ex.points for ex in exs)
+    totals = [round(sum(m), 2) for m in marks]
+    lines = [f"stage {stage} ({stages.concept(stage)}): {len(names)} submissions graded in "
              f"{elapsed:.1f} s", "",
              f'{"exercise":<10}{"title":<48}{"mean":>8}{"max":>6}{"full marks":>12}']
-    for ex in exs:
-        pts = [res[ex.id][0] for _, res in rows]
-        full = sum(1 for p in pts if p >= ex.points)
+    for k, ex in enumerate(exs):
+        pts = [m[k] for m in marks]
         lines.append(f"{ex.id:<10}{ex.title[:46]:<48}{sum(pts) / len(pts):>8.2f}"
-                     f"{ex.points:>6}{full:>8} / {len(pts)}")
-    lines += ["", f"total: mean {sum(totals) / len(totals):.2f} / {max_total}, "
-              f"{sum(1 for t in totals if t >= max_total)} with full marks, "
-              f"{sum(1 for t in totals if t == 0)} with 0", "",
+                     f"{ex.points:>6}{sum(p >= ex.points for p in pts):>8} / {len(pts)}")
+    lines += ["", f"total: mean {sum(totals) / len(totals):.2f} / {top}, "
+              f"{sum(t >= top for t in totals)} with full marks, "
+              f"{sum(t == 0 for t in totals)} with 0", "",
               f'{"student":<32}' + "".join(f"{ex.id:>7}" for ex in exs) + f'{"total":>8}']
-    for name, (_, res), total in zip(names, rows, totals):
-        lines.append(f"{name[:31]:<32}" + "".join(f"{res[ex.id][0]:>7g}" for ex in exs)
-                     + f"{total:>8g}")
+    lines += [f"{name[:31]:<32}" + "".join(f"{p:>7g}" for p in m) + f"{total:>8g}"
+              for name, m, total in zip(names, marks, totals)]
     if skipped:
         lines += ["", f"not graded ({len(skipped)}):"]
         lines += [f"  {shown(name)}: {why}" for name, why in skipped]
-    text = "\n".join(lines) + "\n"
-    write_text(out_dir / "summary.txt", text)
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
+    """The three reports, each a new file renamed over its name: a link or file there is
+    replaced, never followed or appended to."""
+    exs = exercises.stage_exercises(stage)
+    names = [shown(path.stem) for path, _ in rows]
+    marks = [[res[ex.id][0] for ex in exs] for _, res in rows]
+    top = sum(ex.points for ex in exs)
+    reports = {
+        "grades.csv": csv_text([["student", "file", *(ex.id for ex in exs), "total", "max"]] + [
+            [name, shown(path.name), *m, round(sum(m), 2), top]
+            for name, (path, _), m in zip(names, rows, marks)]),
+        "feedback.csv": csv_text([["student", "exercise", "points", "max", "result"]] + [
+            [name, ex.id, res[ex.id][0], ex.points, res[ex.id][1]]
+            for name, (_, res) in zip(names, rows) for ex in exs] + [
+            [shown(name), "", 0.0, 0, f"not graded: {why}"] for name, why in skipped]),
+        "summary.txt": summary_text(stage, exs, names, marks, skipped, elapsed)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in reports.items():
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
+        with open(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, out_dir / name)
     if not quiet:
-        print(text, end="")
+        print(reports["summary.txt"], end="")
         print(f'wrote {out_dir / "grades.csv"}, feedback.csv, summary.txt')
 
 
 # --- a generated class ------------------------------------------------------------------------
 
+BREAKS = {   # how a class breaks an exercise's cell
+    "loop": lambda src: re.sub(r'(\n    """.*?"""\n)', r"\1    while True:\n        pass\n", src,
+                               count=1, flags=re.S),
+    "raise": lambda src: 'raise RuntimeError("broken at import")\n' + src,
+    "syntax": lambda src: src.replace("):\n", ")\n", 1),
+}
+
+
 def make_submission(stage, kind, ex_id=None, variant=0):
-    """Notebook text of one generated submission: kind is 'correct', 'untouched', 'wrong' (the
-    mutant WRONG[ex_id][variant]), 'right' (RIGHT[ex_id][variant], correct another way), 'loop',
-    'raise', 'syntax', 'no_checks', 'reads_answers' (the last five break exercise ex_id, or all
-    checks), or 'py' (a correct .py export: returns the .py text)."""
+    """The text of a generated submission. kind: 'correct', 'untouched', 'py' (a correct .py
+    export), 'no_checks' (every check cell deleted), 'wrong' / 'right' (exercise ex_id with its
+    plausible wrong answer `variant` of WRONG, or a right one written another way of RIGHT),
+    'loop', 'raise', 'syntax' (of BREAKS) or 'reads_answers' (exercise ex_id broken so)."""
     nb = exercises.build_handout(stage, "stub" if kind == "untouched" else "solution")
-    cells = nb["cells"]
-    target = None
-    for cell in cells:
-        meta = cell["metadata"].get("microgpt", {})
-        if meta.get("source") == "exercise" and ex_id in meta.get("exercises", []):
-            target = cell
+    cell = next((c for c in nb["cells"] if ex_id in c["metadata"]["microgpt"].get("exercises",
+                                                                                   [])), None)
     if kind in ("wrong", "right"):
         pairs = (exercises.WRONG if kind == "wrong" else exercises.RIGHT)[ex_id]
-        if kind == "right" or ex_id not in exercises.TOGETHER:
-            pairs = [pairs[variant]]
-        for old, new in pairs:
-            if target["source"].count(old) != 1:
+        for old, new in pairs if kind == "wrong" and ex_id in exercises.TOGETHER \
+                else [pairs[variant]]:
+            if cell["source"].count(old) != 1:
                 raise CourseError(f"mutant of {ex_id} does not match: {old!r}")
-            target["source"] = target["source"].replace(old, new)
-    elif kind == "loop":
-        target["source"] = re.sub(r'(\n    """.*?"""\n)', r"\1    while True:\n        pass\n",
-                                  target["source"], count=1, flags=re.S)
-    elif kind == "raise":
-        target["source"] = 'raise RuntimeError("broken at import")\n' + target["source"]
-    elif kind == "syntax":
-        target["source"] = target["source"].replace("):\n", ")\n", 1)
+            cell["source"] = cell["source"].replace(old, new)
+    elif kind in BREAKS:
+        cell["source"] = BREAKS[kind](cell["source"])
+    elif kind == "reads_answers":   # what a cheat would try: read the probes and the reference
+        paths = f"{str(exercises.CHECKS_DIR / 'probes.py')!r}, {str(stages.stage_path(stage))!r}"
+        cell["source"] = stages.template(exercises.CELLS, "spy", paths=paths) + "\n\n\n" + \
+            cell["source"].replace('"""\n', '"""\n    _peek()\n', 1)
     elif kind == "no_checks":
-        nb["cells"] = [c for c in cells if c["metadata"].get("microgpt", {}).get("source")
+        nb["cells"] = [c for c in nb["cells"] if c["metadata"]["microgpt"].get("source")
                        != "check"]
-    elif kind == "reads_answers":
-        spy = ('import os as _os\n'
-               'def _peek():\n'
-               '    """What a cheat would try: the grader\'s probes and the reference."""\n'
-               '    found = []\n'
-               '    for path in [' + repr(str(exercises.CHECKS_DIR / "probes.py")) + ", "
-               + repr(str(ROOT / stages.STAGE_FILES[stage])) + ']:\n'
-               '        try:\n'
-               '            with open(path) as f:\n'
-               '                found.append(f.read()[:20])\n'
-               '        except OSError:\n'
-               '            pass\n'
-               '    if found:\n'
-               '        raise RuntimeError("read the answers: " + repr(found[:3]))\n\n\n')
-        target["source"] = spy + target["source"].replace('"""\n', '"""\n    _peek()\n', 1)
-    if kind == "py":
-        out = ""
-        for cell in cells:
-            meta = cell["metadata"].get("microgpt", {})
-            if cell["cell_type"] != "code":
-                continue
-            tag = f' exercise {" ".join(meta["exercises"])}' if meta.get("exercises") else ""
-            out += f'# %%{tag}\n{cell["source"]}\n'
-        return out
-    return exercises.dumps(nb)
+    if kind != "py":
+        return exercises.dumps(nb)
+    return "".join(f'# %%{" exercise " if ids else ""}{" ".join(ids)}\n{c["source"]}\n'
+                   for c in nb["cells"] if c["cell_type"] == "code"
+                   for ids in [c["metadata"]["microgpt"].get("exercises", [])])
 
 
 def demo_class(n, stage, out_dir):
     """Write n generated submissions for a stage into out_dir/submissions: about half right,
     a quarter with one plausible wrong answer, the rest broken in the ways a class breaks."""
     folder = Path(out_dir) / "submissions"
-    if folder.exists():
-        shutil.rmtree(folder)
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     ids = [ex.id for ex in exercises.stage_exercises(stage)]
     broken = ["untouched", "loop", "raise", "syntax", "no_checks", "reads_answers", "py"]
     for k in range(n):
         ex_id = ids[k % len(ids)]
-        if k % 2 == 0:
-            kind = "correct"
-        elif k % 4 == 1:
-            kind = "wrong"
-        else:
-            kind = broken[(k // 4) % len(broken)]
+        kind = "correct" if k % 2 == 0 else "wrong" if k % 4 == 1 else \
+            broken[(k // 4) % len(broken)]
         variant = (k // 4) % len(exercises.WRONG[ex_id]) if kind == "wrong" else 0
-        text = make_submission(stage, kind, ex_id, variant)
-        suffix = ".py" if kind == "py" else ".ipynb"
         name = f"student{k + 1:02d}_{kind}" + (f"_{ex_id}" if kind not in (
             "correct", "untouched", "no_checks", "py") else "")
-        (folder / (name + suffix)).write_text(text, encoding="utf-8")
+        (folder / (name + (".py" if kind == "py" else ".ipynb"))).write_text(
+            make_submission(stage, kind, ex_id, variant), encoding="utf-8")
     return folder
 
 
@@ -541,20 +496,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.workers < 1 or args.timeout < 1 or args.memory_mb < 64:
         raise CourseError("--workers and --timeout must be at least 1, --memory-mb at least 64")
+    stage, folder, out = args.stage, args.folder, args.out
     if args.demo_class is not None:
         stage = args.demo_stage
         if not 0 <= stage < len(stages.STAGE_FILES) or args.demo_class < 1:
             raise CourseError("--demo-class needs N >= 1 and --stage 0-5")
         out = Path(args.out or tempfile.mkdtemp(prefix="demo-class-"))
-        folder = demo_class(args.demo_class, stage, out)
-        grade_folder(stage, folder, out / "grades", args.workers, args.timeout,
-                     args.memory_mb, isolated=not args.no_isolation)
-        return 0
-    if args.stage is None or args.folder is None:
+        folder, out = demo_class(args.demo_class, stage, out), out / "grades"
+    elif stage is None or folder is None:
         raise CourseError("give a STAGE and a FOLDER (or --demo-class N); see --help")
-    if not 0 <= args.stage < len(stages.STAGE_FILES):
-        raise CourseError(f"no stage {args.stage}; stages are 0-5")
-    grade_folder(args.stage, args.folder, args.out, args.workers, args.timeout, args.memory_mb,
+    elif not 0 <= stage < len(stages.STAGE_FILES):
+        raise CourseError(f"no stage {stage}; stages are 0-5")
+    grade_folder(stage, folder, out, args.workers, args.timeout, args.memory_mb,
                  isolated=not args.no_isolation)
     return 0
 

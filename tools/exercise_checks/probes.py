@@ -1,18 +1,21 @@
-"""Grading probes: what tools/grade.py asks of each exercise. A probe `probe_<name>(ns)` returns
-a list of cases (label, tolerance, thunk); each thunk calls the exercise's function in `ns` on
-inputs chosen here and returns plain data (numbers, lists) and, wherever the function feeds a
-gradient, the gradients that backward() gives the inputs and weights, so right values from a cut
-graph still lose points. The grader runs a probe twice: in the sandbox against the student's code
-and in another process against the reference solution (the stage script); it compares the two
-outputs itself, with the case's tolerance. Nothing here is secret: no answers, only questions.
-Where the function under test needs another exercise's function, the grader's context holds
-that exercise's reference solution, so each exercise is graded on its own and a student who
-writes a collaborator inline (rmsnorm inside the block) computes the same thing. Uses helpers.py's
-`patched`.
+"""Grading probes: what tools/grade.py (and nbgrader's hidden checks) ask of each exercise.
+`probe_<name>(ns)` returns cases (label, tolerance, thunk); a thunk calls the exercise's function
+in `ns` on inputs chosen here and returns plain data: values and, wherever the function feeds a
+gradient, the gradients backward() gives its inputs and weights, so right values from a cut graph
+lose points. The grader runs a probe on the student's code and on the reference solution and
+compares the answers itself: nothing here is secret. Where the function needs another
+exercise's, the grader's context holds its reference solution, so each exercise is graded on
+its own. Uses helpers.py's `patched`.
 """
 # ruff: noqa: F821  (helpers.py defines patched)
 import math
 import random
+
+
+def cases(run, *rows):
+    """[(label, tolerance, thunk)]: a thunk calling run(*args) for each (label, tolerance,
+    *args) row."""
+    return [(label, tolerance, lambda args=args: run(*args)) for label, tolerance, *args in rows]
 
 
 def floats(rng, *shape):
@@ -34,10 +37,13 @@ def grads(x):
     return [grads(v) for v in x] if isinstance(x, list) else x.grad
 
 
-def backprop(out, coefficients):
-    """loss = sum of coefficient * output, then backward(), so every output gets a gradient."""
-    loss = sum(o * c for c, o in zip(coefficients, out))   # Value * number: no __rmul__
-    loss.backward()
+def outputs_or_grads(out, inputs, coefficients, want_grads):
+    """The outputs' values; or, want_grads, the gradients of the inputs after backward() on
+    loss = sum of coefficient * output, so that every output gets a gradient."""
+    if not want_grads:
+        return [o.data for o in out]
+    sum(o * c for c, o in zip(coefficients, out)).backward()   # Value * number: no __rmul__
+    return grads(inputs)
 
 
 # --- stage 0 ------------------------------------------------------------------------------------
@@ -51,22 +57,20 @@ def probe_count_pair(ns):
         return counts
 
     rng = random.Random(7)
-    pairs = [(rng.randrange(4), rng.randrange(4)) for _ in range(60)]
-    return [("count_pair (0, 2) twice and (2, 1) once", 0,
-             lambda: run([(0, 2), (0, 2), (2, 1)], 3)),
-            ("count_pair on 60 random pairs", 0, lambda: run(pairs, 4))]
+    return cases(run, ("count_pair (0, 2) twice and (2, 1) once", 0, [(0, 2), (0, 2), (2, 1)], 3),
+                 ("count_pair on 60 random pairs", 0,
+                  [(rng.randrange(4), rng.randrange(4)) for _ in range(60)], 4))
 
 
 def probe_doc_loss(ns):
-    counts = [[2, 1, 1, 4], [1, 3, 2, 2], [5, 1, 1, 1], [1, 1, 6, 1]]   # bigram() normalizes them
-
     def run(tokens, block_size):
+        counts = [[2, 1, 1, 4], [1, 3, 2, 2], [5, 1, 1, 1], [1, 1, 6, 1]]   # bigram() normalizes
         with patched(ns, counts=counts, block_size=block_size, vocab_size=4):
             return ns["doc_loss"](tokens)
 
-    return [("doc_loss of 4 tokens", 1e-9, lambda: run([2, 0, 1, 2], 16)),
-            ("doc_loss of 6 tokens", 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 16)),
-            ("doc_loss with block_size = 2", 1e-9, lambda: run([3, 2, 0, 1, 3, 0], 2))]
+    return cases(run, ("doc_loss of 4 tokens", 1e-9, [2, 0, 1, 2], 16),
+                 ("doc_loss of 6 tokens", 1e-9, [3, 2, 0, 1, 3, 0], 16),
+                 ("doc_loss with block_size = 2", 1e-9, [3, 2, 0, 1, 3, 0], 2))
 
 
 def probe_sample_next(ns):
@@ -79,50 +83,46 @@ def probe_sample_next(ns):
     # tolerances of about 5 standard deviations of the difference of two right samplers; a rare
     # token tells a right draw from a skewed one (probs ** 0.9 gives it 0.0037 instead of 0.002,
     # a draw rounded to 1% 0.005 or 0.01)
-    return [("frequencies of sample_next([0.25, 0, 0.125, 0.625]) in 100000 draws", 0.011,
-             lambda: frequencies([0.25, 0.0, 0.125, 0.625], 100000)),
-            ("frequency of the rare token of sample_next([0.002, 0.998]) in 100000 draws",
-             0.0009, lambda: frequencies([0.002, 0.998], 100000)),
-            ("frequencies of sample_next([0, 1, 0, 0])", 0,
-             lambda: frequencies([0.0, 1.0, 0.0, 0.0], 30))]
+    return cases(frequencies, ("frequencies of sample_next([0.25, 0, 0.125, 0.625]) in 100000 "
+                               "draws", 0.011, [0.25, 0.0, 0.125, 0.625], 100000),
+                 ("frequency of the rare token of sample_next([0.002, 0.998]) in 100000 draws",
+                  0.0009, [0.002, 0.998], 100000),
+                 ("frequencies of sample_next([0, 1, 0, 0])", 0, [0.0, 1.0, 0.0, 0.0], 30))
 
 
 # --- stage 1 ------------------------------------------------------------------------------------
 
 def probe_softmax_ce_grad(ns):
-    logits = [1.5, -0.3, 0.2, 3.0, -2.0, 0.7]
-    exps = [math.exp(v) for v in logits]
+    exps = [math.exp(v) for v in [1.5, -0.3, 0.2, 3.0, -2.0, 0.7]]
     probs = [e / sum(exps) for e in exps]
-    return [(f"softmax_ce_grad(probs, {t}, {n})", 1e-9,
-             lambda t=t, n=n: ns["softmax_ce_grad"](list(probs), t, n))
-            for t, n in [(2, 3), (0, 1), (5, 7)]]
+    return cases(lambda t, n: ns["softmax_ce_grad"](list(probs), t, n),
+                 *[(f"softmax_ce_grad(probs, {t}, {n})", 1e-9, t, n)
+                   for t, n in [(2, 3), (0, 1), (5, 7)]])
 
 
 def probe_mlp_backward(ns):
     rng = random.Random(3)
-    w = floats(rng, 2, 5)
-    x = floats(rng, 5)
+    w, x = floats(rng, 2, 5), floats(rng, 5)
     sd = {"wte": floats(rng, 4, 3), "mlp_fc1": floats(rng, 6, 3), "mlp_fc2": floats(rng, 4, 6)}
     dlogits = floats(rng, 4)
 
     def linear_backward():
         dw = [[0.5] * 5 for _ in range(2)]   # gradients already added by other positions
-        dx = ns["linear_backward"]([0.7, -1.3], x, w, dw)
-        return [dx, dw]
+        return [ns["linear_backward"]([0.7, -1.3], x, w, dw), dw]
 
     def mlp_backward(token_id):
         emb = sd["wte"][token_id]
         h_pre = [sum(a * b for a, b in zip(row, emb)) for row in sd["mlp_fc1"]]
-        h = [max(0.0, v) for v in h_pre]
         grads = {name: [[0.0] * len(row) for row in m] for name, m in sd.items()}
         with patched(ns, state_dict=sd):
             for _ in range(2):   # two positions with the same token: their gradients add up
-                ns["mlp_backward"](list(dlogits), token_id, emb, list(h_pre), list(h), grads)
+                ns["mlp_backward"](list(dlogits), token_id, emb, list(h_pre),
+                                   [max(0.0, v) for v in h_pre], grads)
         return grads
 
-    return [("linear_backward: dx and dw for a (2, 5) matrix", 1e-9, linear_backward),
-            ("mlp_backward: grads for token 2, two positions", 1e-9, lambda: mlp_backward(2)),
-            ("mlp_backward: grads for token 0, two positions", 1e-9, lambda: mlp_backward(0))]
+    return [("linear_backward: dx and dw for a (2, 5) matrix", 1e-9, linear_backward)] + cases(
+        mlp_backward, ("mlp_backward: grads for token 2, two positions", 1e-9, 2),
+        ("mlp_backward: grads for token 0, two positions", 1e-9, 0))
 
 
 def probe_numerical_grad(ns):
@@ -132,14 +132,14 @@ def probe_numerical_grad(ns):
         w = sd["w"]
         return math.exp(5 * w[0][1]) + w[1][0] * w[0][0] ** 2 + w[1][1] ** 3
 
-    def run(i, j, **eps):
+    def run(i, j, eps=None):
         with patched(ns, state_dict=sd, doc_loss=stand_in_loss):
-            got = ns["numerical_grad"]([0, 1], "w", i, j, **eps)
+            got = ns["numerical_grad"]([0, 1], "w", i, j, **({} if eps is None else {"eps": eps}))
         return [got, sd["w"]]   # the weights must be put back
 
-    return [("numerical_grad for w[0][1]", 1e-8, lambda: run(0, 1)),
-            ("numerical_grad for w[0][0]", 1e-8, lambda: run(0, 0)),
-            ("numerical_grad for w[1][1] with eps = 0.01", 1e-9, lambda: run(1, 1, eps=1e-2))]
+    return cases(run, ("numerical_grad for w[0][1]", 1e-8, 0, 1),
+                 ("numerical_grad for w[0][0]", 1e-8, 0, 0),
+                 ("numerical_grad for w[1][1] with eps = 0.01", 1e-9, 1, 1, 1e-2))
 
 
 def probe_sgd_update(ns):
@@ -151,16 +151,15 @@ def probe_sgd_update(ns):
             ns["sgd_update"](grads, lr_t)
         return sd
 
-    return [(f"state_dict after sgd_update(grads, {lr})", 1e-12, lambda lr=lr: run(lr))
-            for lr in [0.1, 0.37]]
+    return cases(run, *[(f"state_dict after sgd_update(grads, {lr})", 1e-12, lr)
+                        for lr in [0.1, 0.37]])
 
 
 # --- stage 2 ------------------------------------------------------------------------------------
 
 def probe_local_grads(ns):
     def run(a, b):
-        Value = ns["Value"]
-        inputs = [Value(a), Value(b), Value(abs(a))]
+        inputs = [ns["Value"](a), ns["Value"](b), ns["Value"](abs(a))]
         x, y, z = inputs
 
         def node(v):   # its value, its local derivatives, and which inputs are its children
@@ -170,34 +169,32 @@ def probe_local_grads(ns):
         return [node(x * y), node(x * 2.5), node(x * x), node(z ** b), node(z.log()),
                 node(x.exp()), node(x.relu())]
 
-    return [(f"*, **, log, exp, relu at ({a}, {b})", 1e-12, lambda a=a, b=b: run(a, b))
-            for a, b in [(2.0, 3.0), (-1.25, 0.5), (1.7, -2.0)]]
+    return cases(run, *[(f"*, **, log, exp, relu at ({a}, {b})", 1e-12, a, b)
+                        for a, b in [(2.0, 3.0), (-1.25, 0.5), (1.7, -2.0)]])
 
 
 def probe_backward(ns):
+    def Value(*args):   # the student's, when a case runs
+        return ns["Value"](*args)
+
     def two_paths():   # d = (a * b) * a, built by hand: a is used twice
-        Value = ns["Value"]
-        a = Value(2.0)
-        b = Value(3.0)
+        a, b = Value(2.0), Value(3.0)
         c = Value(6.0, (a, b), (3.0, 2.0))
         d = Value(12.0, (c, a), (2.0, 6.0))
         d.backward()
         return [a.grad, b.grad, c.grad, d.grad]
 
     def diamond():   # a used three times, through paths of different lengths
-        Value = ns["Value"]
         a = Value(1.0)
         b = Value(2.0, (a,), (2.0,))
         c = Value(3.0, (a, b), (1.0, 1.0))
-        d = Value(6.0, (c, a, b), (1.0, 1.0, 1.0))
-        d.backward()
+        Value(6.0, (c, a, b), (1.0, 1.0, 1.0)).backward()
         return [a.grad, b.grad, c.grad]
 
     def chain():   # 300 nodes y_k = 1.01 y_(k-1)
-        x = ns["Value"](1.0)
-        node = x
+        x = node = Value(1.0)
         for _ in range(300):
-            node = ns["Value"](node.data * 1.01, (node,), (1.01,))
+            node = Value(node.data * 1.01, (node,), (1.01,))
         node.backward()
         return x.grad
 
@@ -211,36 +208,36 @@ def probe_backward(ns):
 def probe_rmsnorm(ns):
     def run(x, want_grads):
         xs = values(ns, x)
-        out = ns["rmsnorm"](xs)
-        if not want_grads:
-            return [o.data for o in out]
-        backprop(out, [0.3, -0.1, 0.7, 0.2, 0.5, -0.9, 0.4][:len(x)])
-        return grads(xs)
+        return outputs_or_grads(ns["rmsnorm"](xs), xs, [0.3, -0.1, 0.7, 0.2, 0.5, -0.9, 0.4],
+                                want_grads)
 
     x = [0.3, -1.2, 2.2, 0.0, 0.9, -0.4, 1.1]
-    return [("rmsnorm([3, 4])", 1e-9, lambda: run([3.0, 4.0], False)),
-            ("rmsnorm of 7 numbers", 1e-9, lambda: run(x, False)),
-            ("rmsnorm of zeros", 1e-9, lambda: run([0.0] * 3, False)),
-            ("gradient through rmsnorm of 7 numbers", 1e-7, lambda: run(x, True))]
+    return cases(run, ("rmsnorm([3, 4])", 1e-9, [3.0, 4.0], False),
+                 ("rmsnorm of 7 numbers", 1e-9, x, False),
+                 ("rmsnorm of zeros", 1e-9, [0.0] * 3, False),
+                 ("gradient through rmsnorm of 7 numbers", 1e-7, x, True))
+
+
+def attention_probe(ns, function, q, keys, vals, coefficients, **settings):
+    """run(positions or None, want_grads): `function` on the first positions of keys and vals
+    (all if None); the gradients wrt q, keys and values (q and the keys get theirs only through
+    the softmax)."""
+    def run(positions, want_grads):
+        inputs = {"q": values(ns, q), "keys": values(ns, keys[:positions]),
+                  "values": values(ns, vals[:positions])}
+        with patched(ns, **settings):
+            out = ns[function](inputs["q"], inputs["keys"], inputs["values"])
+        return outputs_or_grads(out, inputs, coefficients, want_grads)
+    return run
 
 
 def probe_attention(ns):
     rng = random.Random(11)
-    q, keys, vals = floats(rng, 3), floats(rng, 4, 3), floats(rng, 4, 3)
-
-    def run(positions, want_grads):
-        inputs = {"q": values(ns, q), "keys": values(ns, keys[:positions]),
-                  "values": values(ns, vals[:positions])}
-        with patched(ns, head_dim=3):
-            out = ns["attention"](inputs["q"], inputs["keys"], inputs["values"])
-        if not want_grads:
-            return [o.data for o in out]
-        backprop(out, [0.5, -1.0, 0.8])
-        return grads(inputs)   # q and the keys get gradients only through the softmax
-
-    return [("attention over 1 position", 1e-9, lambda: run(1, False)),
-            ("attention over 4 positions, head_dim = 3", 1e-9, lambda: run(4, False)),
-            ("gradient of attention wrt q, keys and values", 1e-7, lambda: run(4, True))]
+    run = attention_probe(ns, "attention", floats(rng, 3), floats(rng, 4, 3), floats(rng, 4, 3),
+                          [0.5, -1.0, 0.8], head_dim=3)
+    return cases(run, ("attention over 1 position", 1e-9, 1, False),
+                 ("attention over 4 positions, head_dim = 3", 1e-9, 4, False),
+                 ("gradient of attention wrt q, keys and values", 1e-7, 4, True))
 
 
 def transformer_probe(ns, function, n_layer, n_head=1):
@@ -248,10 +245,10 @@ def transformer_probe(ns, function, n_layer, n_head=1):
     n_layer layers) with random weights and the real rmsnorm and attention: the outputs, the
     cache lengths, and the gradients of every weight and input."""
     rng = random.Random(13 + n_layer)
-    prefixes = [f"layer{i}." for i in range(n_layer)] if n_layer else [""]
     shapes = {"attn_wq": (4, 4), "attn_wk": (4, 4), "attn_wv": (4, 4), "attn_wo": (4, 4),
               "mlp_fc1": (16, 4), "mlp_fc2": (4, 16)}
-    weights = {p + name: floats(rng, *shape) for p in prefixes for name, shape in shapes.items()}
+    weights = {p + name: floats(rng, *shape) for p in [f"layer{i}." for i in range(n_layer)]
+               or [""] for name, shape in shapes.items()}
     xs = floats(rng, 3, 4)
 
     def run(want_grads):
@@ -266,13 +263,12 @@ def transformer_probe(ns, function, n_layer, n_head=1):
             return [[[o.data for o in out] for out in outs], lengths]
         # one backward() for all positions: a second one would pass the first one's gradients
         # on again through the nodes the positions share (the cached keys and values)
-        backprop([o for out in outs for o in out], [0.4, -0.6, 0.9, 0.2] * len(outs))
-        return [grads(inputs), grads(sd)]
+        return outputs_or_grads([o for out in outs for o in out], [inputs, sd],
+                                [0.4, -0.6, 0.9, 0.2] * len(outs), True)
 
-    layers = f" ({n_layer} layers of {n_head} heads)" if n_layer else ""
-    return [(f"{function}{layers}: outputs at 3 positions and cache lengths", 1e-9,
-             lambda: run(False)),
-            (f"{function}{layers}: gradients of every weight and input", 1e-7, lambda: run(True))]
+    name = function + (f" ({n_layer} layers of {n_head} heads)" if n_layer else "")
+    return cases(run, (f"{name}: outputs at 3 positions and cache lengths", 1e-9, False),
+                 (f"{name}: gradients of every weight and input", 1e-7, True))
 
 
 def probe_transformer_block(ns):
@@ -286,18 +282,14 @@ def probe_multi_head_attention(ns):
     q, keys, vals = floats(rng, 8), floats(rng, 3, 8), floats(rng, 3, 8)
 
     def run(n_head, want_grads):
-        inputs = {"q": values(ns, q), "keys": values(ns, keys), "values": values(ns, vals)}
-        with patched(ns, n_head=n_head, head_dim=8 // n_head, n_embd=8):
-            out = ns["multi_head_attention"](inputs["q"], inputs["keys"], inputs["values"])
-        if not want_grads:
-            return [o.data for o in out]
-        backprop(out, floats(random.Random(1), 8))
-        return grads(inputs)
+        return attention_probe(ns, "multi_head_attention", q, keys, vals,
+                               floats(random.Random(1), 8), n_head=n_head,
+                               head_dim=8 // n_head, n_embd=8)(None, want_grads)
 
-    return [("multi_head_attention with 2 heads of 4", 1e-9, lambda: run(2, False)),
-            ("multi_head_attention with 4 heads of 2", 1e-9, lambda: run(4, False)),
-            ("gradient of multi_head_attention (4 heads) wrt q, keys, values", 1e-7,
-             lambda: run(4, True))]
+    return cases(run, ("multi_head_attention with 2 heads of 4", 1e-9, 2, False),
+                 ("multi_head_attention with 4 heads of 2", 1e-9, 4, False),
+                 ("gradient of multi_head_attention (4 heads) wrt q, keys, values", 1e-7, 4,
+                  True))
 
 
 def probe_transformer_layers(ns):
@@ -311,9 +303,7 @@ def probe_adam_update(ns):
     def run(beta1, beta2, steps):
         rng = random.Random(23)
         params = values(ns, floats(rng, 4))
-        adam_m = [0.0] * 4
-        adam_v = [0.0] * 4
-        trace = []
+        adam_m, adam_v, trace = [0.0] * 4, [0.0] * 4, []
         with patched(ns, params=params, adam_m=adam_m, adam_v=adam_v, beta1=beta1,
                      beta2=beta2):
             for step in range(steps):
@@ -324,8 +314,8 @@ def probe_adam_update(ns):
                               list(adam_m), list(adam_v)])
         return trace
 
-    return [("adam_update: one step", 1e-9, lambda: run(0.9, 0.999, 1)),
-            ("adam_update: three steps", 1e-9, lambda: run(0.85, 0.99, 3))]
+    return cases(run, ("adam_update: one step", 1e-9, 0.9, 0.999, 1),
+                 ("adam_update: three steps", 1e-9, 0.85, 0.99, 3))
 
 
 def probe_lr_schedule(ns):
@@ -333,5 +323,5 @@ def probe_lr_schedule(ns):
         with patched(ns, learning_rate=learning_rate, num_steps=num_steps):
             return [ns["lr_schedule"](step) for step in range(num_steps)]
 
-    return [("lr_schedule over 100 steps from 0.01", 1e-12, lambda: run(0.01, 100)),
-            ("lr_schedule over 7 steps from 0.3", 1e-12, lambda: run(0.3, 7))]
+    return cases(run, ("lr_schedule over 100 steps from 0.01", 1e-12, 0.01, 100),
+                 ("lr_schedule over 7 steps from 0.3", 1e-12, 0.3, 7))

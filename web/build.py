@@ -2,8 +2,8 @@
 runs the six real stage scripts and their notebooks' cells in a Web Worker.
 
     cd web && npm ci && cd ..     # Pyodide and marked, pinned and hash-checked (package-lock)
-    python web/build.py           # the site, in web/site/ (git-ignored); --out DIR for another
-    python -m http.server -d web/site
+    python web/build.py           # the site, in web/_site/ (git-ignored); --out DIR: elsewhere
+    python -m http.server -d web/_site
 
 Per stage, stageN.html: the script's settings as a form, Run and Stop, live output, the diff
 from the previous stage and the companion notebook's prose and cells; index.html is the course
@@ -270,7 +270,7 @@ def build(out):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=WEB / "site", help="where (default web/site)")
+    parser.add_argument("--out", type=Path, default=WEB / "_site", help="default: web/_site")
     parser.add_argument("--wheel-list", action="store_true",
                         help="write web/wheels.txt from node_modules/pyodide/pyodide-lock.json")
     parser.add_argument("--fetch-wheels", action="store_true",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import require_sandbox
+from exercise_checks.compare import mismatch
+from submissions import make_submission
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 import exercises  # noqa: E402
@@ -43,9 +45,9 @@ def grade_files(tmp_path, stage, files, timeout=5):
 def reference_and_untouched(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grade")
     return {stage: grade_files(tmp, stage, {
-        "reference.ipynb": grade.make_submission(stage, "correct"),
-        "untouched.ipynb": grade.make_submission(stage, "untouched"),
-        "reference_export.py": grade.make_submission(stage, "py")}) for stage in STAGES}
+        "reference.ipynb": make_submission(stage, "correct"),
+        "untouched.ipynb": make_submission(stage, "untouched"),
+        "reference_export.py": make_submission(stage, "py")}) for stage in STAGES}
 
 
 @pytest.mark.slow
@@ -73,7 +75,7 @@ def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, st
     for ex_id in IDS[stage]:
         count = 1 if ex_id in exercises.TOGETHER else len(exercises.WRONG[ex_id])
         for variant in range(count):
-            files[f"wrong_{ex_id}_{variant}.ipynb"] = grade.make_submission(
+            files[f"wrong_{ex_id}_{variant}.ipynb"] = make_submission(
                 stage, "wrong", ex_id, variant)
     results = grade_files(tmp_path, stage, files)
     for name, res in results.items():
@@ -86,7 +88,7 @@ def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, st
 
 @pytest.mark.slow
 def test_grader_survives_broken_submissions(tmp_path):
-    files = {kind + ".ipynb": grade.make_submission(3, kind, "3.2")
+    files = {kind + ".ipynb": make_submission(3, kind, "3.2")
              for kind in ["loop", "raise", "syntax", "no_checks"]}
     files["not_a_notebook.ipynb"] = "{ this is not json"
     files["empty.py"] = "print('hello')\n"
@@ -107,7 +109,7 @@ def test_grader_survives_broken_submissions(tmp_path):
 
 
 def test_the_answer_reader_does_read_the_answers_when_not_sandboxed():
-    text = grade.make_submission(3, "reads_answers", "3.3")
+    text = make_submission(3, "reads_answers", "3.3")
     spy = next(c for c in __import__("json").loads(text)["cells"]
                if "_peek" in c["source"])["source"]
     ns = {}
@@ -118,14 +120,14 @@ def test_the_answer_reader_does_read_the_answers_when_not_sandboxed():
 
 def test_a_submission_cannot_read_the_probes_or_the_reference(tmp_path):
     results = grade_files(tmp_path, 3, {
-        "spy.ipynb": grade.make_submission(3, "reads_answers", "3.3"),
-        "hidden_answers_of_alice.ipynb": grade.make_submission(3, "correct")})
+        "spy.ipynb": make_submission(3, "reads_answers", "3.3"),
+        "hidden_answers_of_alice.ipynb": make_submission(3, "correct")})
     assert results["spy"]["3.3"] == (10.0, "all checks passed")   # _peek found nothing
 
 
 def test_reports_hold_points_reasons_and_a_summary(tmp_path):
-    grade_files(tmp_path, 5, {"ann.ipynb": grade.make_submission(5, "correct"),
-                              "bob.ipynb": grade.make_submission(5, "wrong", "5.1")})
+    grade_files(tmp_path, 5, {"ann.ipynb": make_submission(5, "correct"),
+                              "bob.ipynb": make_submission(5, "wrong", "5.1")})
     with open(tmp_path / "out5" / "grades.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["student"], r["5.1"], r["5.2"], r["total"]) for r in rows] == [
@@ -173,20 +175,20 @@ def test_correct_answers_written_another_way_keep_full_marks(tmp_path):
     written inside multi_head_attention: the probes use the real collaborators."""
     for ex_id in exercises.RIGHT:
         stage = exercises.BY_ID[ex_id].stage
-        results = grade_files(tmp_path, stage, {f"right_{ex_id}.ipynb": grade.make_submission(
+        results = grade_files(tmp_path, stage, {f"right_{ex_id}.ipynb": make_submission(
             stage, "right", ex_id)})
         assert results[f"right_{ex_id}"][ex_id] == (10.0, "all checks passed"), ex_id
 
 
 def test_magics_cell_markers_and_missing_helpers(tmp_path):
-    nb = json.loads(grade.make_submission(3, "correct"))
+    nb = json.loads(make_submission(3, "correct"))
     exercise_cell(nb, "3.1")["source"] = "%load_ext autoreload\n%autoreload 2\n" + \
         exercise_cell(nb, "3.1")["source"]
     exercise_cell(nb, "3.2")["source"] = "%%time\n" + exercise_cell(nb, "3.2")["source"]
     magics = exercises.dumps(nb)
     # a VS Code / Spyder export: every cell after a bare #%% (or # %% title), none tagged, and
     # the notebook-only cells (which import matplotlib, absent from the sandbox) kept
-    nb = json.loads(grade.make_submission(3, "correct"))
+    nb = json.loads(make_submission(3, "correct"))
     vscode = "".join(("#%%\n" if k % 2 else "# %% cell\n") + c["source"] + "\n"
                      for k, c in enumerate(nb["cells"]) if c["cell_type"] == "code")
     assert "import matplotlib" in vscode
@@ -202,7 +204,7 @@ def test_magics_cell_markers_and_missing_helpers(tmp_path):
             continue
         cells.append(f"# In[{k}]:\n\n\nget_ipython().system('pip install x')\n{src}\n")
     nbconvert = "\n\n".join(cells)
-    nb = json.loads(grade.make_submission(3, "correct"))
+    nb = json.loads(make_submission(3, "correct"))
     cell = exercise_cell(nb, "3.2")
     cell["source"] = cell["source"].replace("/ head_dim ** 0.5", "/ root_of(head_dim)")
     nb["cells"].insert(nb["cells"].index(cell), {   # a helper in a cell of its own
@@ -232,6 +234,6 @@ def test_every_probe_case_has_a_label_of_its_own():
 
 
 def test_feedback_shows_enough_digits_to_see_the_difference():
-    assert grade.mismatch(0.83973111, 0.83973102, 1e-9) == "yours 0.8397311, expected 0.839731"
-    assert grade.mismatch([1.0, 2.000000001], [1.0, 2.0], 1e-12) == \
+    assert mismatch(0.83973111, 0.83973102, 1e-9) == "yours 0.8397311, expected 0.839731"
+    assert mismatch([1.0, 2.000000001], [1.0, 2.0], 1e-12) == \
         "[1]: yours 2.000000001, expected 2"

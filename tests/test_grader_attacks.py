@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_sandbox
+from submissions import make_submission
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 import exercises  # noqa: E402
@@ -191,9 +192,9 @@ def graded_class(sandbox_user, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(sandbox_user)
     folder = tmp / "class"
     folder.mkdir()
-    (folder / "alice.ipynb").write_text(grade.make_submission(3, "correct"))
-    (folder / "bob_export.py").write_text(grade.make_submission(3, "py"))
-    (folder / "cut_graph.ipynb").write_text(grade.make_submission(3, "wrong", "3.2", 1))
+    (folder / "alice.ipynb").write_text(make_submission(3, "correct"))
+    (folder / "bob_export.py").write_text(make_submission(3, "py"))
+    (folder / "cut_graph.ipynb").write_text(make_submission(3, "wrong", "3.2", 1))
     for name in [*ATTACK_CELL, *ATTACK_BODY]:
         (folder / f"{name}.ipynb").write_text(attack_notebook(name, os.getpid(), folder))
     for name, text in UNPARSABLE.items():

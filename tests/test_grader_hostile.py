@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_sandbox
+from submissions import make_submission
 from test_grader_attacks import nobody_python
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
@@ -85,8 +86,8 @@ def test_hostile_submissions_of_the_size_limit_cost_the_class_nothing(user, publ
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     folder = public_folder
     for name in HONEST:
-        (folder / f"{name}.ipynb").write_text(grade.make_submission(3, "correct"))
-    (folder / "frank.py").write_text(grade.make_submission(3, "py"))
+        (folder / f"{name}.ipynb").write_text(make_submission(3, "correct"))
+    (folder / "frank.py").write_text(make_submission(3, "py"))
     for name, text in hostile_files().items():
         (folder / name).write_text(text)
         assert (folder / name).stat().st_size <= grade.MAX_SUBMISSION
@@ -122,9 +123,9 @@ def test_links_are_listed_not_followed_and_every_file_is_graded_or_listed(tmp_pa
     folder.mkdir()
     target = tmp_path / "elsewhere"
     target.mkdir()
-    correct = grade.make_submission(3, "correct")
+    correct = make_submission(3, "correct")
     (folder / "alice.ipynb").write_text(correct)
-    (folder / "alice.py").write_text(grade.make_submission(3, "py"))   # the same student
+    (folder / "alice.py").write_text(make_submission(3, "py"))   # the same student
     (folder / "Bob.IPYNB").write_text(correct)
     (folder / "carol.ipynb.txt").write_text(correct)
     (folder / "notes").mkdir()
@@ -153,7 +154,7 @@ def test_a_file_or_folder_of_the_reports_name_never_receives_or_stops_them(tmp_p
     victim.write_text("keep me")
     (folder / "grades" / "grades.csv").symlink_to(victim)
     (folder / "grades-2").write_text("a file, as unzip may leave")
-    (folder / "alice.ipynb").write_text(grade.make_submission(3, "correct"))
+    (folder / "alice.ipynb").write_text(make_submission(3, "correct"))
     grade_quietly(folder)
     assert victim.read_text() == "keep me"
     assert "alice" in (folder / "grades-3" / "grades.csv").read_text()
@@ -180,7 +181,7 @@ def test_names_and_feedback_are_written_safely(tmp_path):
     require_sandbox()
     folder = tmp_path / "class"
     folder.mkdir()
-    correct = grade.make_submission(3, "correct")
+    correct = make_submission(3, "correct")
     nb = json.loads(correct)
     cell = next(c for c in nb["cells"] if "3.2" in c["metadata"]["microgpt"].get("exercises", []))
     cell["source"] = FORGED + cell["source"]

@@ -1,27 +1,20 @@
-"""Grade a folder of submitted handouts (.ipynb, or .py exports) of one stage; student code runs
-only inside a bubblewrap sandbox.
+"""Grade a folder of submitted handouts (.ipynb, or .py exports) of one stage.
 
   python tools/grade.py STAGE FOLDER [--out DIR] [--workers 2] [--timeout 5] [--memory-mb 768]
-  python tools/grade.py --demo-class 40 [--stage 2] [--out DIR]   make a class and grade it
   add --no-isolation to run student code without a sandbox (only where bubblewrap cannot run)
 
 Writes: DIR/grades.csv (per student: points per exercise, total), DIR/feedback.csv (per student
-and exercise: points and the reason; every file not graded, with the reason) and DIR/summary.txt
-(printed too). DIR is FOLDER/grades (grades-2, ... if a submission took that name); each report
-is written through a rename, so a link in its place is never followed. Names and reasons are
-written with control characters escaped; a CSV cell a spreadsheet would read as a formula starts
-with '.
-Reads: the exercises and the handouts as tools/exercises.py builds them (the grader's context,
-the reference solution), tools/exercise_checks/ (runner.py, what each sandbox runs; probes.py,
-what it asks; compare.py, how answers compare) and notebooks/exercises/checks/helpers.py (the
-probes use its patched()).
+and exercise: points and why; each file not graded and why) and DIR/summary.txt (printed too),
+in FOLDER/grades by default (grades-2, ... if a submission took the name).
+Reads: the exercises and handouts as tools/exercises.py builds them (the grader's context, the
+reference solution), tools/exercise_checks/ (runner.py: what a sandbox runs; probes.py: what it
+asks; compare.py: how answers compare) and notebooks/exercises/checks/helpers.py (patched()).
 
-This process never reads a submission and never runs student code: per student and exercise, a
-fresh sandbox (no network, no other processes, uid 65534, an empty file system but for Python
-and the data; limits on CPU, memory, file size and processes; a wall-clock timeout) gets the file
-as an open descriptor, runs the exercise's cell after the handout's code and the probe, and
-prints plain data. This process compares that, case by case, with the reference solution's
-answer to the same probe. How and why: notebooks/exercises/README.md.
+This process never reads a submission nor runs student code: per student and exercise, a fresh
+bubblewrap sandbox (uid 65534, no network, no other process, no file but Python and the data,
+limits on CPU, memory, file size and processes, a wall-clock timeout) gets the file as an open
+descriptor, runs the exercise's cell after the handout's code, then the probe, and prints plain
+data; this process compares it with the reference's answer. See notebooks/exercises/README.md.
 """
 import argparse
 import contextlib
@@ -29,7 +22,6 @@ import csv
 import io
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -44,7 +36,7 @@ from pathlib import Path
 
 import exercises
 import stages
-from exercise_checks.compare import mismatch
+from exercise_checks.compare import failures
 from stages import CourseError
 
 ROOT = stages.ROOT
@@ -198,23 +190,15 @@ def score(ex, reference, answer):
     the untrusted answer matches (never more than the exercise's points)."""
     if answer["cell"]:
         return 0.0, answer["cell"][:300]
-    failures = []   # (case, what was wrong)
-    for label, want in reference["cases"].items():
-        got = answer["cases"].get(label)
-        if not isinstance(got, dict) or ("value" not in got and "error" not in got):
-            failures.append((label, "no answer"))
-        elif "value" not in got:
-            failures.append((label, str(got["error"])[:200]))
-        elif problem := mismatch(got["value"], want["value"], want["tolerance"]):
-            failures.append((label, problem))
-    passed = len(reference["cases"]) - len(failures)
+    wrong = failures(reference["cases"], answer["cases"])
+    passed = len(reference["cases"]) - len(wrong)
     points = min(float(ex.points), round(ex.points * passed / len(reference["cases"]), 2))
-    problems = {problem for _, problem in failures}
+    problems = {problem for _, problem in wrong}
     if passed == 0 and len(problems) == 1:   # the same error everywhere: say it once
         return points, problems.pop()
     hint = " (right values, wrong gradients: does a .data or a new Value(...) cut the graph?)" \
-        if failures and all("gradient" in label for label, _ in failures) else ""
-    return points, "; ".join(f"{label}: {problem}" for label, problem in failures)[:900] + hint \
+        if wrong and all("gradient" in label for label, _ in wrong) else ""
+    return points, "; ".join(f"{label}: {problem}" for label, problem in wrong)[:900] + hint \
         or "all checks passed"
 
 
@@ -417,67 +401,6 @@ def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
         print(f'wrote {out_dir / "grades.csv"}, feedback.csv, summary.txt')
 
 
-# --- a generated class ------------------------------------------------------------------------
-
-BREAKS = {   # how a class breaks an exercise's cell
-    "loop": lambda src: re.sub(r'(\n    """.*?"""\n)', r"\1    while True:\n        pass\n", src,
-                               count=1, flags=re.S),
-    "raise": lambda src: 'raise RuntimeError("broken at import")\n' + src,
-    "syntax": lambda src: src.replace("):\n", ")\n", 1),
-}
-
-
-def make_submission(stage, kind, ex_id=None, variant=0):
-    """The text of a generated submission. kind: 'correct', 'untouched', 'py' (a correct .py
-    export), 'no_checks' (every check cell deleted), 'wrong' / 'right' (exercise ex_id with its
-    plausible wrong answer `variant` of WRONG, or a right one written another way of RIGHT),
-    'loop', 'raise', 'syntax' (of BREAKS) or 'reads_answers' (exercise ex_id broken so)."""
-    nb = exercises.build_handout(stage, "stub" if kind == "untouched" else "solution")
-    cell = next((c for c in nb["cells"] if ex_id in c["metadata"]["microgpt"].get("exercises",
-                                                                                   [])), None)
-    if kind in ("wrong", "right"):
-        pairs = (exercises.WRONG if kind == "wrong" else exercises.RIGHT)[ex_id]
-        for old, new in pairs if kind == "wrong" and ex_id in exercises.TOGETHER \
-                else [pairs[variant]]:
-            if cell["source"].count(old) != 1:
-                raise CourseError(f"mutant of {ex_id} does not match: {old!r}")
-            cell["source"] = cell["source"].replace(old, new)
-    elif kind in BREAKS:
-        cell["source"] = BREAKS[kind](cell["source"])
-    elif kind == "reads_answers":   # what a cheat would try: read the probes and the reference
-        paths = f"{str(exercises.CHECKS_DIR / 'probes.py')!r}, {str(stages.stage_path(stage))!r}"
-        cell["source"] = stages.template(exercises.CELLS, "spy", paths=paths) + "\n\n\n" + \
-            cell["source"].replace('"""\n', '"""\n    _peek()\n', 1)
-    elif kind == "no_checks":
-        nb["cells"] = [c for c in nb["cells"] if c["metadata"]["microgpt"].get("source")
-                       != "check"]
-    if kind != "py":
-        return exercises.dumps(nb)
-    return "".join(f'# %%{" exercise " if ids else ""}{" ".join(ids)}\n{c["source"]}\n'
-                   for c in nb["cells"] if c["cell_type"] == "code"
-                   for ids in [c["metadata"]["microgpt"].get("exercises", [])])
-
-
-def demo_class(n, stage, out_dir):
-    """Write n generated submissions for a stage into out_dir/submissions: about half right,
-    a quarter with one plausible wrong answer, the rest broken in the ways a class breaks."""
-    folder = Path(out_dir) / "submissions"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    ids = [ex.id for ex in exercises.stage_exercises(stage)]
-    broken = ["untouched", "loop", "raise", "syntax", "no_checks", "reads_answers", "py"]
-    for k in range(n):
-        ex_id = ids[k % len(ids)]
-        kind = "correct" if k % 2 == 0 else "wrong" if k % 4 == 1 else \
-            broken[(k // 4) % len(broken)]
-        variant = (k // 4) % len(exercises.WRONG[ex_id]) if kind == "wrong" else 0
-        name = f"student{k + 1:02d}_{kind}" + (f"_{ex_id}" if kind not in (
-            "correct", "untouched", "no_checks", "py") else "")
-        (folder / (name + (".py" if kind == "py" else ".ipynb"))).write_text(
-            make_submission(stage, kind, ex_id, variant), encoding="utf-8")
-    return folder
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -487,27 +410,16 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="parallel subprocesses (2)")
     parser.add_argument("--timeout", type=int, default=5, help="seconds per exercise (5)")
     parser.add_argument("--memory-mb", type=int, default=768, help="memory per exercise (768)")
-    parser.add_argument("--demo-class", type=int, metavar="N",
-                        help="generate N submissions for --stage and grade them")
-    parser.add_argument("--stage", dest="demo_stage", type=int, default=2,
-                        help="the stage of --demo-class (default: 2)")
     parser.add_argument("--no-isolation", action="store_true",
                         help="run student code without a sandbox, with your own permissions")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.timeout < 1 or args.memory_mb < 64:
         raise CourseError("--workers and --timeout must be at least 1, --memory-mb at least 64")
-    stage, folder, out = args.stage, args.folder, args.out
-    if args.demo_class is not None:
-        stage = args.demo_stage
-        if not 0 <= stage < len(stages.STAGE_FILES) or args.demo_class < 1:
-            raise CourseError("--demo-class needs N >= 1 and --stage 0-5")
-        out = Path(args.out or tempfile.mkdtemp(prefix="demo-class-"))
-        folder, out = demo_class(args.demo_class, stage, out), out / "grades"
-    elif stage is None or folder is None:
-        raise CourseError("give a STAGE and a FOLDER (or --demo-class N); see --help")
-    elif not 0 <= stage < len(stages.STAGE_FILES):
-        raise CourseError(f"no stage {stage}; stages are 0-5")
-    grade_folder(stage, folder, out, args.workers, args.timeout, args.memory_mb,
+    if args.stage is None or args.folder is None:
+        raise CourseError("give a STAGE and a FOLDER; see --help")
+    if not 0 <= args.stage < len(stages.STAGE_FILES):
+        raise CourseError(f"no stage {args.stage}; stages are 0-5")
+    grade_folder(args.stage, args.folder, args.out, args.workers, args.timeout, args.memory_mb,
                  isolated=not args.no_isolation)
     return 0
 

@@ -57,12 +57,11 @@ def standalone_check(function, source=None):
 
 
 def reference_answers(stage):
-    """{exercise id: {case label: answer}}: the reference solution's answers to the probes, by
-    grade.py's runner (not sandboxed: it runs only the course's own code)."""
+    """{exercise id: {case label: {"value", "tolerance"}}}: the reference's answers to the
+    probes, by grade.py's runner (not sandboxed: it runs only the course's own code)."""
     settings = {"timeout": 60, "memory_mb": 2048, "isolated": False}
     answers = grade.reference_answers(stage, grade.jobs(stage), settings)
-    return {ex_id: {label: case["value"] for label, case in answer["cases"].items()}
-            for ex_id, answer in answers.items()}
+    return {ex_id: answer["cases"] for ex_id, answer in answers.items()}
 
 
 def hidden_source(ex, reference, solved_nb):

@@ -1,6 +1,6 @@
-"""How an answer is compared with the reference's: one definition for tools/grade.py (which
-imports it), its sandbox (grade.py runs this file's text before runner.py's) and nbgrader's
-hidden checks (tools/nbgrader_course.py copies these functions into each hidden check cell).
+"""How a probe's cases are answered and compared with the reference's: one definition for
+tools/grade.py (which imports it), its sandboxes (which run this text before runner.py's) and
+nbgrader's hidden checks (tools/nbgrader_course.py copies these functions into them).
 """
 # ruff: noqa: F821  (in a hidden check cell, helpers.py defines patched and expect)
 import json
@@ -21,6 +21,29 @@ def plain(x, depth=0):
     if hasattr(x, "data"):
         return plain(x.data, depth + 1)
     return repr(x)[:80]
+
+
+def error(e, where=None):
+    """One line for an exception: of the student's cell (where = its line) or of a probe case."""
+    if isinstance(e, NotImplementedError) and where is None:
+        return f"not implemented ({e})"[:300]
+    text = f"raised {type(e).__name__}: {e}" if where is None else \
+        f"your cell raised {type(e).__name__} at line {where}: {e}"
+    return text[:200] + ("; the grader runs only this exercise's cell, after the handout's own "
+                         "code: put the helpers and imports it needs in this cell"
+                         if isinstance(e, NameError) else "")
+
+
+def answers(cases):
+    """{label: {"value": plain data, "tolerance": ...} or {"error": one line}}: a probe's cases
+    (label, tolerance, thunk), each thunk called."""
+    found = {}
+    for label, tolerance, thunk in cases:
+        try:
+            found[label] = {"value": plain(thunk()), "tolerance": tolerance}
+        except BaseException as e:
+            found[label] = {"error": error(e)}
+    return found
 
 
 def short(x, digits=6):
@@ -54,22 +77,26 @@ def mismatch(got, want, tolerance, where=""):
         f"{where}: yours {short(got, digits)}, expected {short(want, digits)}".lstrip(": ")
 
 
+def failures(reference, got):
+    """[(label, what is wrong)] for each case of the reference's answers that `got` (untrusted
+    answers, as answers() makes them) does not match within the case's tolerance."""
+    found = []
+    for label, want in reference.items():
+        case = got.get(label)
+        if not isinstance(case, dict) or ("value" not in case and "error" not in case):
+            found.append((label, "no answer"))
+        elif "value" not in case:
+            found.append((label, str(case["error"])[:200]))
+        elif problem := mismatch(case["value"], want["value"], want["tolerance"]):
+            found.append((label, problem))
+    return found
+
+
 def probe_check(ns, probe, reference, others="", names=()):
     """nbgrader's hidden check: the grader's probe on the student's code in ns, with the stage's
     other exercises' reference solutions (the source `others`, defining `names`) in place
-    meanwhile, as in the grader's context; every case must match reference {label: answer}."""
-    failures = []
+    meanwhile, as in the grader's context; every case must match the reference's answers."""
     with patched(ns, **dict.fromkeys(names)):
         exec(others, ns)
-        cases = probe(ns)
-        expect(sorted(label for label, _, _ in cases) == sorted(reference), "the probe changed")
-        for label, tolerance, thunk in cases:
-            try:
-                problem = mismatch(plain(thunk()), reference[label], tolerance)
-            except NotImplementedError:
-                raise
-            except Exception as e:
-                problem = f"raised {type(e).__name__}: {e}"
-            if problem:
-                failures.append(f"{label}: {problem}")
-    expect(not failures, "; ".join(failures)[:900])
+        wrong = failures(reference, answers(probe(ns)))
+    expect(not wrong, "; ".join(f"{label}: {problem}" for label, problem in wrong)[:900])

@@ -1,12 +1,10 @@
-"""What tools/grade.py runs in each sandbox (python -I -S -c <compare.py's text, then this>);
-never imported. It reads its job as JSON on stdin and the submitted file from an inherited
-descriptor (job["fd"]), finds the exercise's code in it, runs the handout's code, then the
-student's, then the exercise's probe, and prints {"cell": error or null, "cases": {label:
-{"value": ...} or {"error": ...}}} on the answer channel. Reading and parsing a submission happen
-here, under the sandbox's limits on memory and CPU, so no submission, however big or strange,
-costs the grader's own process anything.
+"""What tools/grade.py runs in each sandbox (python -I -S -c <compare.py's text, then this>):
+it reads its job as JSON on stdin and the submission from an inherited descriptor (job["fd"]),
+under the sandbox's limits, finds the exercise's code in it, runs the handout's code, the
+student's and the exercise's probe, and prints {"cell": error or null, "cases": {label:
+{"value": ...} or {"error": ...}}} on the answer channel.
 """
-# ruff: noqa: F821  (compare.py, run before this text, defines plain)
+# ruff: noqa: F821  (compare.py, run before this text, defines answers and error)
 import ast
 import json
 import os
@@ -27,8 +25,7 @@ answer_channel = os.fdopen(os.dup(1), "w")
 quiet = os.open(os.devnull, os.O_WRONLY)
 os.dup2(quiet, 1)
 os.dup2(quiet, 2)
-mem = job["memory_mb"] * 1024 * 1024
-resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+resource.setrlimit(resource.RLIMIT_AS, (job["memory_mb"] << 20, job["memory_mb"] << 20))
 resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_s"], job["cpu_s"] + 1))
 resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
@@ -37,24 +34,12 @@ resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 CELL_MARK = re.compile(r"^#[ \t]*(?:%%|In\[[ 0-9]*\]:|<codecell>)(.*)$", re.M)
 MAGIC = re.compile(r"^[%!].*$", re.M)   # an IPython magic or shell line, never Python
 MAX_CELLS = 10000   # a handout has about 100 cells
-NOT_RUN = ("; the grader runs only this exercise's cell, after the handout's own code: put the "
-           "helpers and imports it needs in this cell")
-
-
-def error(e, where=None):
-    """One line for an exception: of the student's cell (where = its line) or of a probe case."""
-    if isinstance(e, NotImplementedError) and where is None:
-        return f"not implemented ({e})"[:300]
-    text = f"raised {type(e).__name__}: {e}" if where is None else \
-        f"your cell raised {type(e).__name__} at line {where}: {e}"
-    return text[:200] + (NOT_RUN if isinstance(e, NameError) else "")
 
 
 def read_cells():
     """[(source, exercise ids or None)] for the code cells of the submitted .ipynb or .py file,
     read in linear time (a .py export is split at its cell markers)."""
-    chunks = []
-    size = 0
+    chunks, size = [], 0
     while chunk := os.pread(job["fd"], 1 << 20, size):
         chunks.append(chunk)
         size += len(chunk)
@@ -184,13 +169,7 @@ def answer():
         cases = probes["probe_" + job["name"]](ns)
     except BaseException as e:
         return {"cell": error(e), "cases": {}}
-    found = {"cell": None, "cases": {}}
-    for label, tolerance, thunk in cases:
-        try:
-            found["cases"][label] = {"value": plain(thunk()), "tolerance": tolerance}
-        except BaseException as e:
-            found["cases"][label] = {"error": error(e)}
-    return found
+    return {"cell": None, "cases": answers(cases)}
 
 
 answer_channel.write(json.dumps(answer()))

@@ -2,7 +2,7 @@
 # The code that the exercise tools write around the course's own, cut at each `part:` line;
 # {{name}} is a slot the tool fills (a slot alone on its line: lines). setup and check: the
 # handouts' (tools/exercises.py); visible, hidden and autograde: nbgrader's
-# (tools/nbgrader_course.py); spy: a submission that looks for the answers (tools/grade.py).
+# (tools/nbgrader_course.py).
 
 # --- part: setup ---
 # notebook-only: setup. Inside a copy of the repository this finds
@@ -29,16 +29,3 @@ run_check({{function}})
 # tiny model for one step: grading needs only the exercise cells
 if os.environ.get('NBGRADER_EXECUTION'):
     {{settings}}
-# --- part: spy ---
-import os as _os
-def _peek():
-    """What a cheat would try: the grader's probes and the reference."""
-    found = []
-    for path in [{{paths}}]:
-        try:
-            with open(path) as f:
-                found.append(f.read()[:20])
-        except OSError:
-            pass
-    if found:
-        raise RuntimeError("read the answers: " + repr(found[:3]))

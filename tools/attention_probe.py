@@ -1,14 +1,10 @@
-
 # === attention probe (appended by tools/experiments.py to the attention demo's runs) ===
-# Not a tool to run: tools/experiments.py appends this file to a copy of train3_single_head.py
-# trained on data/repeats.txt (strings of L letters written twice). It feeds every held-out
-# string through the trained model, records the weights of the softmax inside attention (the
-# only softmax that gpt() calls) and prints one line, 'attention: {json}', with
-#   grid       the weights of every query row over the key positions, mean over the strings
-#   lookback   the positions whose next letter is a copy: pos_id L..2L-1 predicts the letter at
-#              pos_id + 1 - L, the matching position of the first half
-#   max_weight the largest weight of a lookback row, mean over rows and strings
-#   on_match   the weight on the matching position, mean over lookback rows and strings
+# Not a tool: appended to a copy of train3_single_head.py trained on data/repeats.txt (strings
+# of L letters written twice), it records the weights of the softmax inside attention (the only
+# softmax gpt() calls) on every held-out string and prints 'attention: {json}': grid (each query
+# row's mean weights over the key positions), lookback (the positions L..2L-1, whose next letter
+# copies the one at pos_id + 1 - L), max_weight (a lookback row's largest weight) and on_match
+# (its weight on the matching position), both means over rows and strings.
 import json as _json
 
 _script_softmax = softmax

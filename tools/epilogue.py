@@ -1,13 +1,12 @@
 """Build, measure and check notebooks/epilogue.ipynb: stage 5's GPT in PyTorch, what tensors
 buy, from here to production, and the learner's questions.
 
-Reads notebooks/prose/epilogue.md (stages.parse_prose: Markdown and ```python cells in order; the
-cell `# settings` holds the settings, the cells `# shared: ...` the code that the notebook, this
+Reads notebooks/prose/epilogue.md (stages.parse_prose: its Markdown and ```python cells in
+order; the cell `# settings` and the cells `# shared: ...` hold the code that the notebook, this
 tool and tests/test_epilogue.py all run), train5_adam.py, the header and setup cell of
-tools/templates/ (notebook_text.md, notebook_cells.py) and the figures its prose quotes:
-{{exp:KEY}} from benchmarks/experiments/figures.json, {{epi:KEY}} from benchmarks/epilogue.json,
-which --measure writes by running the shared cells at the notebook's settings, with the SHA-256
-of the code it ran.
+tools/templates/ (notebook_text.md, notebook_cells.py), benchmarks/experiments/figures.json for
+{{exp:KEY}} and benchmarks/epilogue.json for {{epi:KEY}}: the figures --measure writes by running
+the shared cells at the notebook's settings, with the SHA-256 of the code it ran.
 
   python tools/epilogue.py             build; keeps the outputs if the code did not change
   python tools/epilogue.py --measure   measure (3-4 minutes), write epilogue.json, then build
@@ -118,8 +117,6 @@ def build_notebook(root):
                                      "source_sha256": h.hexdigest(), "outputs_from_sha256": None})
     return nb, missing
 
-
-# --- measurements -----------------------------------------------------------------------------
 
 def count_nodes(loss):
     """Nodes of a Value graph: what backward() walks."""
@@ -254,8 +251,6 @@ def write_results(root, measured):
     (Path(root) / RESULTS).write_text(text, encoding="utf-8")
 
 
-# --- execution, build, check ------------------------------------------------------------------
-
 def execute(nb, cwd, overrides=None, timeout=1800):
     """nb run in a fresh kernel in `cwd`; overrides {setting: value text} edit the settings
     cell as a learner would (stages.execute_notebook)."""
@@ -277,28 +272,6 @@ def check(root):
     return problems + [f"{PROSE}: figure {{{{epi:{key}}}}} is not in {RESULTS}"
                        for key in sorted(missing)] + stages.notebook_problems(
         nb, Path(root) / NOTEBOOK, NOTEBOOK)
-
-
-def write(root, execute_it=False):
-    """Build the notebook, keeping or (execute_it) making its outputs; returns a note."""
-    nb, missing = build_notebook(root)
-    for key in sorted(missing):
-        print(f"warning: figure {key} is not measured yet", file=sys.stderr)
-    path = Path(root) / NOTEBOOK
-    if not execute_it:
-        nb, note = stages.outputs_for(nb, path)
-    else:
-        nb, seconds = stages.run_for_outputs(nb, path.parent)
-        note = f"executed in {seconds:.0f} s"
-        results = load_results(root)
-        if results is not None:   # the run time is a figure the prose quotes
-            results["notebook"] = {"seconds": seconds, "load_avg_1min": os.getloadavg()[0],
-                                   "cpu_count": os.cpu_count()}
-            write_results(root, results)
-            for cell, new in zip(nb.cells, build_notebook(root)[0].cells):
-                cell.source = new.source
-    path.write_text(stages.notebook_text(nb), encoding="utf-8")
-    return note
 
 
 def main():
@@ -327,8 +300,23 @@ def main():
         print(f"{RESULTS}: measured in {time.perf_counter() - start:.0f} s")
     if results is not None:   # the quotes follow a change of quotes_of()
         write_results(root, results)
-    print(f"{NOTEBOOK}: {write(root, args.execute)}")
-
+    nb, missing = build_notebook(root)
+    for key in sorted(missing):
+        print(f"warning: figure {key} is not measured yet", file=sys.stderr)
+    path = Path(root) / NOTEBOOK
+    if args.execute:
+        nb, seconds = stages.run_for_outputs(nb, path.parent)
+        note = f"executed in {seconds:.0f} s"
+        if results is not None:   # the run time is a figure the prose quotes
+            results["notebook"] = {"seconds": seconds, "load_avg_1min": os.getloadavg()[0],
+                                   "cpu_count": os.cpu_count()}
+            write_results(root, results)
+            for cell, new in zip(nb.cells, build_notebook(root)[0].cells):
+                cell.source = new.source
+    else:
+        nb, note = stages.outputs_for(nb, path)
+    path.write_text(stages.notebook_text(nb), encoding="utf-8")
+    print(f"{NOTEBOOK}: {note}")
 
 if __name__ == "__main__":
     stages.run(main)

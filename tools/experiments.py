@@ -1,26 +1,21 @@
 """Measure what each concept buys: the six stage scripts over seeds and budgets, ablations of
-stage 3 and of the full model, and the attention demo. Writes, in benchmarks/experiments/:
+stage 3 and of the full model, and the attention demo. Writes in benchmarks/experiments/
+results.json (every run: its job and settings, val loss, train loss of the last 50 steps,
+samples and how many are names of the data, wall time, and the SHA-256 of the script that ran
+and of its code, stages.script_code, which --check compares), then what it renders to through
+tools/experiments_report.py: figures.json (every figure prose quotes as {{exp:KEY}}), README.md
+(its tables), ladder.png, ablations.png, attention_demo.png and ablations/<name>.diff.
 
-    results.json           every run: its job, settings, val loss, train loss (last 50 steps),
-                           samples and how many are names of the data, wall time, and the
-                           SHA-256 of the script that ran (an ablation: the patched copy) and of
-                           its code (stages.script_code: --check compares that one)
-    figures.json           every figure prose quotes as {{exp:KEY}} (stages.fill_figures), e.g.
-                           'ladder.s3.1000' -> '2.424 nats', and the keys not measured yet
-    README.md              the tables (text: tools/templates/experiments_readme.md)
-    ladder.png, ablations.png, attention_demo.png   val loss by stage and budget; each
-                           ablation's difference to the full model; the demo's attention weights
-    ablations/<name>.diff  the change each code ablation makes to its stage script
+It reads the stage scripts, data/names.txt, data/repeats.txt (the attention demo's strings
+written twice), tools/attention_probe.py (appended to the demo's script) and the ablations of
+tools/templates/ablations.toml. A job runs a copy of a stage script (an ablation: with exact
+text edits) as a subprocess in a temporary directory, two at a time, in the order of plan().
 
-It reads the stage scripts, data/names.txt, data/repeats.txt, tools/attention_probe.py (appended
-to the demo's script) and the ablations of tools/templates/ablations.toml; its module
-tools/experiments_report.py holds the definitions and renders the files from results.json.
-
-    python tools/experiments.py           # run every job not yet recorded, two at a time, then
-                                          # render (hours; stop it any time and run it again:
-                                          # each run is written to results.json as it ends)
+    python tools/experiments.py           # run every job not yet recorded, then render (hours;
+                                          # stop it any time and run it again: each run is
+                                          # written to results.json as it ends)
     python tools/experiments.py --plan    # the jobs still to run and an estimate of the time
-    python tools/experiments.py --render  # only rewrite the files above from results.json
+    python tools/experiments.py --render  # only rewrite the files results.json renders to
     python tools/experiments.py --check   # run and write nothing; exit 1 if results.json
                                           # measured other code or settings, or a file differs
                                           # from what results.json renders to
@@ -40,8 +35,8 @@ from pathlib import Path
 import stages
 from experiments_report import (ABLATION_BY_NAME, ABLATION_LONG, DEMOS, DEMO_STEPS, FACTORIAL,
                                 FULL_ABLATIONS, FULL_STAGE, LONG, NUM_SAMPLES, OUT_DIR, RESULTS,
-                                SEEDS, SHORT, STAGE3_ABLATIONS, TOOL, Job, job_key, patch,
-                                record_key, rendered)
+                                SEEDS, SHORT, STAGE3_ABLATIONS, TOOL, Job, job_of, patch,
+                                rendered)
 
 DATA = stages.ROOT / "data" / "names.txt"
 DEMO_DATA = stages.ROOT / "data" / "repeats.txt"   # the attention demo's strings written twice
@@ -66,19 +61,18 @@ def plan(num_train=None):
     ablations at ABLATION_LONG, then at LONG, stage 3's factorial at LONG, the attention demo,
     and stage 3's ablations at SHORT."""
     num_train = num_train or data_split()[2]
-    ladder = lambda stage, steps: [Job("ladder", f"stage{stage}", stage, steps, s) for s in SEEDS]
-    ablation = lambda name, steps, group="ablation": [
-        Job(group, name, ABLATION_BY_NAME[name].stage, steps, s) for s in SEEDS]
-    stage_numbers = range(len(stages.STAGE_FILES))
-    jobs = [job for stage in stage_numbers for job in ladder(stage, SHORT)] + ladder(0, num_train)
-    jobs += [job for a in FULL_ABLATIONS for job in ablation(a.name, SHORT)]
-    jobs += [job for stage in stage_numbers if stage != 2 for job in ladder(stage, LONG)]
-    jobs += ladder(FULL_STAGE, ABLATION_LONG) if ABLATION_LONG != LONG else []
-    jobs += [job for a in FULL_ABLATIONS for job in ablation(a.name, ABLATION_LONG)]
-    jobs += [job for name in [a.name for a in FULL_ABLATIONS] + FACTORIAL
-             for job in ablation(name, LONG)]
-    jobs += [job for demo in DEMOS for job in ablation(demo.name, DEMO_STEPS, "demo")]
-    return jobs + [job for a in STAGE3_ABLATIONS for job in ablation(a.name, SHORT)]
+    ladder = lambda numbers, steps: [Job("ladder", f"stage{k}", k, steps, seed)
+                                     for k in numbers for seed in SEEDS]
+    ablation = lambda names, steps, group="ablation": [
+        Job(group, name, ABLATION_BY_NAME[name].stage, steps, seed)
+        for name in names for seed in SEEDS]
+    every, full = range(len(stages.STAGE_FILES)), [a.name for a in FULL_ABLATIONS]
+    return (ladder(every, SHORT) + ladder([0], num_train) + ablation(full, SHORT)
+            + ladder([k for k in every if k != 2], LONG)
+            + (ladder([FULL_STAGE], ABLATION_LONG) if ABLATION_LONG != LONG else [])
+            + ablation(full, ABLATION_LONG) + ablation(full + FACTORIAL, LONG)
+            + ablation([d.name for d in DEMOS], DEMO_STEPS, "demo")
+            + ablation([a.name for a in STAGE3_ABLATIONS], SHORT))
 
 
 def job_script(job):
@@ -111,11 +105,6 @@ def code_sha256(text):
 def job_code_sha256(group, name, stage):
     """code_sha256 of the script that jobs of (group, name, stage) run today."""
     return code_sha256(job_script(Job(group, name, stage, 0, 0))[1])
-
-
-def estimate_s(job):
-    layers = 2 if "--n_layer=2" in job_settings(job) else 1
-    return SECONDS_PER_STEP[job.stage] * job.steps * layers + SECONDS_PER_RUN
 
 
 def parse_output(out, demo=False):
@@ -172,8 +161,8 @@ def load_results():
 
 def save_results(runs, jobs):
     """Write results.json atomically, the runs in plan order (runs not in the plan last)."""
-    order = {job_key(job): i for i, job in enumerate(jobs)}
-    runs = sorted(runs, key=lambda r: order.get(record_key(r), len(order)))
+    order = {job: i for i, job in enumerate(jobs)}
+    runs = sorted(runs, key=lambda r: order.get(job_of(r), len(order)))
     data = {"generated": f"by {TOOL}; do not edit: rerun the tool",
             "machine": stages.machine_info(), "data": "data/names.txt", "runs": runs}
     carried = RESULTS.exists() and load_results().get("carried_over")   # older runs carried over
@@ -187,8 +176,8 @@ def save_results(runs, jobs):
 
 def fresh_runs(runs, jobs):
     """The runs that measured a job of the plan with today's code and settings."""
-    by_key = {job_key(job): job for job in jobs}
-    return [run for run in runs if (job := by_key.get(record_key(run)))
+    jobs = set(jobs)
+    return [run for run in runs if (job := job_of(run)) in jobs
             and run["code_sha256"] == job_code_sha256(job.group, job.name, job.stage)
             and run["settings"] == job_settings(job)]
 
@@ -196,17 +185,23 @@ def fresh_runs(runs, jobs):
 def pending(jobs):
     """(fresh runs recorded, jobs of the plan still to run)."""
     runs = fresh_runs(load_results()["runs"] if RESULTS.exists() else [], jobs)
-    done = {record_key(run) for run in runs}
-    return runs, [job for job in jobs if job_key(job) not in done]
+    done = set(map(job_of, runs))
+    return runs, [job for job in jobs if job not in done]
 
 
-def run_plan():
+def run_plan(dry=False):
+    """Run the jobs of the plan not recorded yet, saving each run as it ends (dry: list them)."""
     train_names, data_names, num_train = data_split()
     jobs = plan(num_train)
     runs, todo = pending(jobs)
-    total = sum(estimate_s(job) for job in todo)
+    seconds = [SECONDS_PER_STEP[job.stage] * job.steps * (1 + ("--n_layer=2" in job_settings(job)))
+               + SECONDS_PER_RUN for job in todo]
+    for job, estimate in zip(todo, seconds) if dry else []:
+        print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  ~{estimate:.0f} s")
     print(f"{len(runs)} of {len(jobs)} jobs recorded; {len(todo)} to run, {WORKERS} at a time: "
-          f"about {total / WORKERS / 60:.0f} minutes if nothing else runs", flush=True)
+          f"about {sum(seconds) / WORKERS / 60:.0f} minutes if nothing else runs", flush=True)
+    if dry:
+        return
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = [pool.submit(run_job, job, train_names, data_names) for job in todo]
@@ -257,14 +252,7 @@ def main():
         render(check=True)
         print("benchmarks/experiments is up to date")
     elif opts.plan:
-        jobs = plan()
-        todo = pending(jobs)[1]
-        for job in todo:
-            print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  "
-                  f"~{estimate_s(job):.0f} s")
-        total = sum(estimate_s(job) for job in todo)
-        print(f"{len(todo)} of {len(jobs)} jobs to run: about {total / 60:.0f} minutes of "
-              f"run time, {total / WORKERS / 60:.0f} minutes {WORKERS} at a time")
+        run_plan(dry=True)
     else:
         if not opts.render:
             run_plan()

@@ -56,15 +56,11 @@ def patch(text, edits):
     return text
 
 
-def job_key(job):
-    return (job.group, job.name, job.steps, job.seed)
+def job_of(run):
+    """The Job a run of results.json measured."""
+    return Job(run["group"], run["name"], run["stage"], run["num_steps"], run["seed"])
 
 
-def record_key(run):
-    return (run["group"], run["name"], run["num_steps"], run["seed"])
-
-
-# ---------------------------------------------------------------- statistics and quotes
 def stats(values):
     """n, mean, sample standard deviation (n - 1; 0 for one value), min, max."""
     n = len(values)
@@ -107,6 +103,11 @@ def comparison(runs, name, steps):
     return a, f, stats([ablated[s] - full[s] for s in paired]), verdict
 
 
+def probed(runs):
+    """{seed: run} of the attention demo's runs of stage 3 itself, with what the probe printed."""
+    return {r["seed"]: r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")}
+
+
 def demo_floor(length):
     """A model that copies perfectly still guesses the first half: `length` uniform guesses
     among 26 letters, over the 2 * length + 1 predictions of a string (the end included)."""
@@ -141,8 +142,7 @@ def quotes(results):
                 out[f"ablation.{a.name}.{steps}.val"] = f"{found[0].mean:.3f} nats"
                 out[f"ablation.{a.name}.{steps}"] = (f"{round(d.mean, 3) + 0.0:+.3f} nats, "
                                                      f"{words}")   # + 0.0: no '-0.000'
-    demo = [r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")]
-    if demo:
+    if demo := list(probed(runs).values()):
         for field in ("max_weight", "on_match"):
             s = stats([r["attention"][field] for r in demo])
             out |= {f"demo.{field}": f"{s.mean:.2f}", f"demo.{field}.min": f"{s.min:.2f}"}
@@ -177,7 +177,6 @@ def figures_json(results, jobs):
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
-# ---------------------------------------------------------------- the README
 FORMATS = {   # a table's column spec: one character per column (a str value is shown as it is)
     ".": str,
     ",": "{:,}".format,   # a number of steps
@@ -206,7 +205,7 @@ def ladder_table(runs, jobs, num_train):
         s = val_stats(runs, "ladder", f"stage{stage}", steps)
         if s is None and stage == 2 and steps == LONG:
             return "not run: the same as stage 1 †"
-        planned = ("ladder", f"stage{stage}", steps, SEEDS[0]) in map(job_key, jobs)
+        planned = Job("ladder", f"stage{stage}", stage, steps, SEEDS[0]) in jobs
         return s if s or planned else "-"   # None: not measured
     return table([(stage, f"[{script}](../../{script})", stages.CONCEPTS[stage],
                    *(cell(stage, steps) for steps in (SHORT, LONG, num_train)))
@@ -251,7 +250,7 @@ def factorial_table(runs):
 
 def demo_table(runs):
     """The attention demo, seed by seed: stage 3 on strings written twice."""
-    full = {r["seed"]: r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")}
+    full = probed(runs)
     current = val_by_seed(runs, "demo", DEMOS[1].name, DEMO_STEPS)
     return table([(seed, full[seed]["val_loss"], current[seed],
                    full[seed]["attention"]["max_weight"], full[seed]["attention"]["on_match"])
@@ -297,15 +296,14 @@ def notes(runs, jobs):
             TEMPLATE, "sgd_note", short=f"{SHORT:,}", long=f"{LONG:,}", seeds=", ".join(
                 map(str, both)), same="equal to stage 4's" if gap == 0 else
             f"within {gap:.4f} of stage 4's")
-    demo = [r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")]
-    if demo:
+    if demo := list(probed(runs).values()):
         length = demo[0]["attention"]["length"]
         out["demo_note"] = stages.template(
             TEMPLATE, "demo_note", length=length, predictions=2 * length + 1,
             floor=f"{demo_floor(length):.4f}", twice=f"{2 * demo_floor(length):.4f}")
-    done, missing = {record_key(r) for r in runs}, {}
+    done, missing = set(map(job_of, runs)), {}
     for j in jobs:
-        if job_key(j) not in done:
+        if j not in done:
             missing.setdefault((j.name, j.steps), []).append(str(j.seed))
     out["missing"] = stages.template(TEMPLATE, "missing", jobs="\n".join(
         f"- {label(name)} at {steps:,} steps, seed{'s' if len(seeds) > 1 else ''} "
@@ -343,7 +341,6 @@ def ablation_diff(ablation):
     return head + "".join(diff)
 
 
-# ---------------------------------------------------------------- the figures
 def error_bars(ax, points, horizontal=False, **style):
     """[(position, Stats)] drawn as their means with bars to their min and max."""
     if points:
@@ -401,8 +398,7 @@ def ablations_figure(runs, jobs, num_train, plt):
 def demo_figure(runs, jobs, num_train, plt):
     """Left: the attention weights of the first seed's stage 3, mean over the held-out strings;
     right: val loss per seed, with attention and with the current position only."""
-    run = min((r for r in runs if r["name"] == DEMOS[0].name and r.get("attention")),
-              key=lambda r: r["seed"])
+    run = probed(runs)[min(probed(runs))]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2),
                                       gridspec_kw={"width_ratios": [1.1, 1]})
     grid = [row[:k + 1] + [math.nan] * (len(row) - k - 1)
@@ -445,7 +441,7 @@ def rendered(results, jobs, num_train):
               for a in ABLATIONS if a.edits}
     files = {path: text.encode("utf-8") for path, text in files.items()}
     drawn = [("ladder.png", ladder_figure), ("ablations.png", ablations_figure)]
-    if any(r["name"] == DEMOS[0].name and r.get("attention") for r in results["runs"]):
+    if probed(results["runs"]):
         drawn.append(("attention_demo.png", demo_figure))
     with matplotlib.rc_context():
         matplotlib.rcdefaults()

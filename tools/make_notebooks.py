@@ -1,23 +1,18 @@
 """Build notebooks/train*.ipynb, the companion notebooks, and their index notebooks/README.md.
 
 Reads each stage script, its prose notebooks/prose/<stage>.md, the figures of
-benchmarks/experiments/figures.json and, in tools/templates/, the generated cells
-(notebook_cells.py), Markdown (notebook_text.md) and try-it cells (try_it.toml, which may name an
-ablation of ablations.toml).
-
-A notebook is its stage script, unchanged and complete, cut into code cells, with the prose
-before (and pictures after) each part. A prose file (read by stages.parse_prose) is Markdown:
-  # <title>                         then the goal paragraph, and a line 'Teaches: <one line>'
-                                    for the index
-  ## <section>: <heading text>      prose for the script section `# === <section> ===`
-  ### <name>: <heading text>        prose for the part of that section that starts with the
-                                    definition or assignment of <name> (a new code cell)
-  ## try it: <heading text>         prose around the "try it" cell that ends the notebook
-Under a heading, the text before the first ```python block (or a line `<!-- after -->`) comes
-before the code; the rest after it, each ```python block a cell whose first line is
-`# notebook-only: ...`. Every section needs prose. Prose quotes a measured figure as {{exp:KEY}}
-(stages.fill_figures); figures and prose are not in a notebook's source hash, so when they
-change a build keeps the outputs.
+benchmarks/experiments/figures.json and the templates of tools/templates/: notebook_cells.py
+and notebook_text.md (the generated cells and Markdown), try_it.toml (the try-it cells, which
+may name an ablation of ablations.toml). A notebook is its stage script, unchanged and complete,
+cut into code cells, with the prose before (and pictures after) each part. A prose file is
+Markdown (stages.parse_prose): '# title', the goal paragraph and a 'Teaches: ...' line, then
+  ## <section>: <heading>   the prose of the script's section `# === <section> ===`
+  ### <name>: <heading>     of the part of that section that starts by defining <name>
+  ## try it: <heading>      around the "try it" cell that ends the notebook
+Under a heading, the text before the first ```python block (or `<!-- after -->`) comes before
+the code, the rest after it, each ```python block a cell starting `# notebook-only: ...`. A
+measured figure is {{exp:KEY}} (stages.fill_figures). Prose and figures are not in a notebook's
+source hash: when they change, a build keeps the outputs.
 
   python tools/make_notebooks.py            build; keeps outputs whose code did not change
   python tools/make_notebooks.py --execute  build and run each notebook whose outputs are stale
@@ -66,8 +61,6 @@ def cell(text, source, **meta):
     new = nbformat.v4.new_markdown_cell if source == "prose" else nbformat.v4.new_code_cell
     return new(text, metadata={"microgpt": {"source": source, **meta}})
 
-
-# --- prose ------------------------------------------------------------------------------------
 
 class Unit:
     """The prose of a section or part: the text before its code, the (kind, text) items after
@@ -129,20 +122,26 @@ def check_prose(i, units, goal, section_names):
                                      "no prose")
 
 
-# --- script -----------------------------------------------------------------------------------
-
-def split_parts(body):
-    """[(name, text)] of a section: cut where a blank line is followed by a top-level line
-    outside any statement; the name is what the part defines or assigns first."""
+def section_parts(name, body, unit):
+    """[(prose Unit of a part or None, code)]: section `name`'s code cut where a part named in
+    its prose starts. A part starts at a top-level line after a blank line, outside any
+    statement, and is named by what it defines or assigns first."""
     lines = stages.split_lines(body)
-    inside = set()   # 1-based numbers of the lines that continue a multi-line statement
-    for node in ast.parse(body).body:
-        inside.update(range(node.lineno + 1, node.end_lineno + 1))
+    inside = {n for node in ast.parse(body).body   # lines that continue a statement (from 1)
+              for n in range(node.lineno + 1, node.end_lineno + 1)}
     starts = [0] + [k for k in range(1, len(lines)) if lines[k].strip()
                     and not lines[k][0].isspace() and not lines[k - 1].strip()
                     and k + 1 not in inside]
-    return [(part_name(lines[a:b]), "".join(lines[a:b]))
-            for a, b in zip(starts, starts[1:] + [len(lines)])]
+    names = [part_name(lines[a:b]) for a, b in zip(starts, starts[1:] + [len(lines)])]
+    for part in unit.parts.values():
+        if names.count(part.name) != 1:
+            found = "no part" if part.name not in names else "several parts"
+            raise stages.CourseError(f'{part.where}: section "{name}" has {found} named '
+                                     f'"{part.name}" (parts: {", ".join(names)})')
+    cuts = [(0, unit.parts.get(names[0]))] + [(k, unit.parts[n]) for k, n in
+                                              zip(starts[1:], names[1:]) if n in unit.parts]
+    ends = [k for k, _ in cuts[1:]] + [len(lines)]
+    return [(part, "".join(lines[k:end])) for (k, part), end in zip(cuts, ends)]
 
 
 def part_name(lines):
@@ -167,32 +166,12 @@ def section_status(i, name, root):
     return "*New in this stage.*" if i > 0 else ""
 
 
-def part_groups(name, body, unit):
-    """[(prose Unit of a part or None, code)]: the section's code cut where a part's prose
-    starts."""
-    parts = split_parts(body)
-    names = [part for part, _ in parts]
-    for part in unit.parts.values():
-        if names.count(part.name) != 1:
-            found = "no part" if part.name not in names else "several parts"
-            raise stages.CourseError(f'{part.where}: section "{name}" has {found} named '
-                                     f'"{part.name}" (parts: {", ".join(names)})')
-    groups = [[None, ""]]
-    for part, text in parts:
-        if part in unit.parts and groups[-1][1]:
-            groups.append([unit.parts[part], ""])
-        elif part in unit.parts:
-            groups[-1][0] = unit.parts[part]
-        groups[-1][1] += text
-    return groups
-
-
 def section_cells(i, name, body, unit, root):
     """The cells of one script section: its prose, then each part's prose, code and after."""
     heading = f"## {name}" + (f": {unit.heading}" if unit.heading else "")
     cells = [cell("\n\n".join(t for t in [heading, section_status(i, name, root), unit.before]
                               if t), "prose")]
-    for k, (part, code) in enumerate(part_groups(name, body, unit)):
+    for k, (part, code) in enumerate(section_parts(name, body, unit)):
         if part is not None:
             if not part.before:
                 raise stages.CourseError(f'{part.where}: part "{part.name}" has no prose')
@@ -206,8 +185,6 @@ def section_cells(i, name, body, unit, root):
         cells += part.after if part is not None else []
     return cells + unit.after
 
-
-# --- generated cells --------------------------------------------------------------------------
 
 def header_markdown(i, title, goal, root):
     script = stages.STAGE_FILES[i]
@@ -302,8 +279,6 @@ def try_it_source(i):
     return stages.template(CELLS, "try_copy", copy_settings=copy_line, edits="\n".join(pairs),
                            copy_run=run, **values)
 
-
-# --- the notebook -----------------------------------------------------------------------------
 
 def build_cells(i, root):
     """The cells of stage i's notebook (no outputs, figures not filled in) and its title."""

@@ -6,16 +6,14 @@ Writes: DIR/nbgrader_config.py (tools/templates/nbgrader_config.py) and, per sta
 DIR/source/exercisesN_<name>/ with the handout (its solutions between nbgrader's markers) and
 data/names.txt. Reads: the handouts as tools/exercises.py builds them, the visible checks
 (notebooks/exercises/checks/), the grader's probes and compare.py (tools/exercise_checks/), the
-cells of tools/templates/exercise_cells.py, and the reference's answers to the probes, computed
-by tools/grade.py's runner.
+cells of tools/templates/exercise_cells.py, and the reference's answers to the probes (by
+tools/grade.py's runner).
 
-Exercise cells are solution cells; each exercise has a visible and a hidden check cell, worth
-half its points each; every other code cell is locked. The hidden check is the grader's: the
-probe on the student's functions (the stage's other exercises solved meanwhile), compared case
-by case with the reference's answers. Each check cell defines every helper it uses, so a
-student's own `run_check` changes nothing; still, nbgrader runs the checks in the student's
-kernel, where a determined student can fake a pass (tools/grade.py does not trust student code).
-Under nbgrader (NBGRADER_EXECUTION set) the notebook trains a tiny model for one step.
+Exercise cells are solution cells; each exercise has a visible and a hidden check cell (the
+grader's probe, compared with the reference's answers), half its points each; every other code
+cell is locked. A check cell defines every helper it uses, so a student's own `run_check`
+changes nothing; still, a determined student can fake a pass in the kernel nbgrader runs the
+checks in (tools/grade.py does not trust student code).
 """
 import argparse
 import ast

@@ -1,11 +1,9 @@
 """Grading probes: what tools/grade.py (and nbgrader's hidden checks) ask of each exercise.
 `probe_<name>(ns)` returns cases (label, tolerance, thunk); a thunk calls the exercise's function
 in `ns` on inputs chosen here and returns plain data: values and, wherever the function feeds a
-gradient, the gradients backward() gives its inputs and weights, so right values from a cut graph
-lose points. The grader runs a probe on the student's code and on the reference solution and
-compares the answers itself: nothing here is secret. Where the function needs another
-exercise's, the grader's context holds its reference solution, so each exercise is graded on
-its own. Uses helpers.py's `patched`.
+gradient, the gradients backward() gives its inputs and weights (right values from a cut graph
+lose points). The grader compares the student's answers with the reference solution's itself:
+nothing here is secret. Uses helpers.py's `patched`.
 """
 # ruff: noqa: F821  (helpers.py defines patched)
 import math
@@ -13,25 +11,21 @@ import random
 
 
 def cases(run, *rows):
-    """[(label, tolerance, thunk)]: a thunk calling run(*args) for each (label, tolerance,
-    *args) row."""
+    """[(label, tolerance, thunk)]: run(*args) for each row (label, tolerance, *args)."""
     return [(label, tolerance, lambda args=args: run(*args)) for label, tolerance, *args in rows]
 
 
 def floats(rng, *shape):
-    """Nested lists of uniform floats in [-1, 1) of the given shape."""
     if len(shape) == 1:
         return [rng.uniform(-1, 1) for _ in range(shape[0])]
     return [floats(rng, *shape[1:]) for _ in range(shape[0])]
 
 
 def values(ns, x):
-    """Nested lists of floats as Values."""
     return [values(ns, v) for v in x] if isinstance(x, list) else ns["Value"](float(x))
 
 
 def grads(x):
-    """The .grad of nested lists (or a dict) of Values."""
     if isinstance(x, dict):
         return {k: grads(v) for k, v in x.items()}
     return [grads(v) for v in x] if isinstance(x, list) else x.grad

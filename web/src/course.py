@@ -127,16 +127,22 @@ def show_png():
 
 def use_matplotlib(real):
     """Called before the first cell that plots: the real matplotlib (Agg, figures sent as
-    PNG) when its wheels loaded, else the stand-in whose show() prints one line."""
+    PNG) when its wheels loaded and it imports, else the stand-in whose show() prints one
+    line. Returns whether it is the real one."""
     if real:
         os.environ["MPLBACKEND"] = "Agg"
-        import matplotlib.pyplot as plt
-        plt.show = show_png
-        return
+        try:
+            import matplotlib.pyplot as plt
+        except Exception:   # any failure (a wheel missing, say): the stand-in
+            pass
+        else:
+            plt.show = show_png
+            return True
     pyplot = stub_module("matplotlib.pyplot", subplots=stub_subplots,
                          show=lambda *a, **k: print(NO_PLOT))
     stub_module("matplotlib", pyplot=pyplot)
     stub_module("matplotlib.colors")
+    return False
 
 
 NOTEBOOK = {"__name__": "__main__"}   # the namespace every notebook cell runs in

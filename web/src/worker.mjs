@@ -34,27 +34,30 @@ ready.catch((error) => post("fatal", { message: String(error) }));
 
 async function loadMatplotlib(py, wheels) {   // once, on the first cell that plots
   if (matplotlib === null) {
-    matplotlib = false;
-    if (wheels) {
-      try {
-        await py.loadPackage("matplotlib", { messageCallback: () => {} });
-        matplotlib = true;
-      } catch (error) {
-        console.warn(error);
-      }
+    let loaded = false;
+    if (wheels) {   // the deployed site has them; a failed download leaves the stand-in
+      const errors = [];
+      const quiet = { messageCallback: () => {}, errorCallback: (e) => errors.push(e) };
+      await py.loadPackage("matplotlib", quiet);
+      if (errors.length) console.warn(errors.join("\n"));
+      loaded = errors.length === 0;
     }
-    py.globals.get("use_matplotlib")(matplotlib);
+    matplotlib = py.globals.get("use_matplotlib")(loaded);
   }
 }
 
 onmessage = async ({ data }) => {
-  const { py, manifest } = await ready;
-  let status;
-  if (data.kind === "script") {
-    status = py.globals.get("run_script")(data.path, py.toPy(data.argv));
-  } else {
-    if (/\bmatplotlib\b/.test(data.code)) await loadMatplotlib(py, manifest.matplotlib);
-    status = py.globals.get("run_cell")(data.code);
+  let status = 1;
+  try {
+    const { py, manifest } = await ready;
+    if (data.kind === "script") {
+      status = py.globals.get("run_script")(data.path, py.toPy(data.argv));
+    } else {
+      if (/\bmatplotlib\b/.test(data.code)) await loadMatplotlib(py, manifest.matplotlib);
+      status = py.globals.get("run_cell")(data.code);
+    }
+  } catch (error) {   // not Python's error (run_script and run_cell catch those): one line
+    post("out", { stream: "err", text: `error in the page's Python worker: ${error.message}\n` });
   }
   post("done", { status });
 };

@@ -281,7 +281,7 @@ def try_it_source(i):
 
 
 def build_cells(i, root):
-    """The cells of stage i's notebook (no outputs, figures not filled in) and its title."""
+    """The cells of stage i's notebook (no outputs, figures not filled in)."""
     title, goal, units, _ = read_prose(i, root)
     sections = [(name, body) for name, body in stages.read_sections(i, root) if body]
     check_prose(i, units, goal, [name for name, _ in sections])
@@ -295,18 +295,18 @@ def build_cells(i, root):
               cell(try_it_source(i), "notebook-only"), *try_it.after]
     for n, one in enumerate(cells):
         one.id = f"stage{i}-cell{n:03d}"
-    return cells, title
+    return cells
 
 
 def build_notebook(i, root):
     """Stage i's notebook without outputs. Its source hash covers what the outputs depend on:
     this tool's version and the code cells of this and the previous stage's notebook (the last
     cell quotes the previous notebook's outputs); prose and figures are left out."""
-    cells, _ = build_cells(i, root)
+    cells = build_cells(i, root)
     h = hashlib.sha256(f"{TOOL_VERSION}\0".encode())
     h.update("\0".join(stages.code_sources(cells)).encode())
     if i > 0:
-        h.update(b"\0" + "\0".join(stages.code_sources(build_cells(i - 1, root)[0])).encode())
+        h.update(b"\0" + "\0".join(stages.code_sources(build_cells(i - 1, root))).encode())
     missing = set()
     for one in cells:
         if one.cell_type == "markdown":

@@ -90,6 +90,25 @@ def context(site):
     assert set(blocked) <= EXTERNAL_OK, f"the site fetched from outside: {blocked}"
 
 
+@pytest.fixture(scope="module")
+def stage_page(site, context):
+    """stage_page(i): stage i's page with its Python ready, opened once for all the tests
+    (each opening loads Pyodide anew); stage 0's stays open, another closes at the next."""
+    pages = {}
+
+    def open_page(i):
+        for k in [k for k in pages if k not in (0, i)]:
+            pages.pop(k).close()
+        if i not in pages:
+            pages[i] = context.new_page()
+            pages[i].goto(f"{site}stage{i}.html")
+            browser.wait_ready(pages[i])
+        return pages[i]
+    yield open_page
+    for page in pages.values():
+        page.close()
+
+
 def comparable(text):
     return GRADIENT_CHECK.sub(r"\1<masked>", browser.mask(text))
 
@@ -102,10 +121,8 @@ def gradient_error(text):
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("i", range(len(stages.STAGE_FILES)))
-def test_stage_prints_what_cpython_prints(i, native, site, context):
-    page = context.new_page()
-    page.goto(f"{site}stage{i}.html")
-    browser.wait_ready(page)
+def test_stage_prints_what_cpython_prints(i, native, stage_page):
+    page = stage_page(i)
     out, status = browser.run_stage(page, SMALL)
     assert status.endswith("exit status 0"), status
     expected = native[i].result()
@@ -119,18 +136,15 @@ def test_stage_prints_what_cpython_prints(i, native, site, context):
         page.locator("button.stop").click()
         assert page.locator(".status").text_content().startswith("stopped: Python was ended")
         browser.wait_ready(page)
-    page.close()
 
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_notebook_runs_in_the_page(site, context):
+def test_notebook_runs_in_the_page(stage_page):
     """Stage 0's notebook, Run all: each cell prints what its committed run printed (timings
     masked), its plot cells one line each, its "try it" cell runs the script through the
-    subprocess.run shim."""
-    page = context.new_page()
-    page.goto(f"{site}stage0.html")
-    browser.wait_ready(page)
+    subprocess.run shim. The page's Python has run the script before (a separate run)."""
+    page = stage_page(0)
     page.locator("button.run-all").click()
     page.wait_for_function("document.querySelector('.status').textContent.startsWith('ran all')",
                            timeout=120_000)
@@ -147,7 +161,6 @@ def test_notebook_runs_in_the_page(site, context):
                          "the notebook on GitHub shows the full run's plots]\n"
         assert browser.mask(text) == browser.mask(committed), cell["source"][:80]
     assert plots == 2
-    page.close()
 
 
 @pytest.mark.browser

@@ -94,7 +94,8 @@ function renderMarkdown(text) {   // TeX stays as written: marked must not read 
   const math = [];
   const kept = text.replace(/\$\$[\s\S]+?\$\$|\$[^$\n]+\$/g, (tex) => `@@${math.push(tex) - 1}@@`);
   const escape = (tex) => tex.replace(/&/g, "&amp;").replace(/</g, "&lt;");
-  return marked.parse(kept).replace(/@@(\d+)@@/g, (_, k) => `<span class="math">${escape(math[k])}</span>`);
+  const html = marked.parse(kept);
+  return html.replace(/@@(\d+)@@/g, (_, k) => `<span class="math">${escape(math[k])}</span>`);
 }
 
 function setupNotebook(section) {

@@ -25,7 +25,7 @@ import grade  # noqa: E402
 import stages  # noqa: E402
 
 PROBES = exercises.CHECKS_DIR / "probes.py"
-HELPERS = exercises.VISIBLE_DIR / "helpers.py"   # the probes use its patched()
+HELPERS = exercises.CHECKS_DIR / "helpers.py"   # the probes use its patched()
 STUB = "raise NotImplementedError('exercise 3.2: One attention head')\n"
 
 # Each attack replaces the stub line of attention() in the untouched handout (ATTACK_BODY) or

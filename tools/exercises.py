@@ -32,8 +32,7 @@ ROOT = stages.ROOT
 TOOL = "tools/exercises.py"
 OUT_DIR = "notebooks/exercises"
 TOOLS_DIR = Path(__file__).resolve().parent
-CHECKS_DIR = TOOLS_DIR / "exercise_checks"   # the grader's: runner, probes, compare
-VISIBLE_DIR = ROOT / OUT_DIR / "checks"   # the handouts': helpers.py, visible.py
+CHECKS_DIR = ROOT / OUT_DIR / "checks"   # course material: helpers.py, visible.py, probes.py
 CELLS = "exercise_cells.py"   # tools/templates/: the code written around the course's own
 GRADER_SECTIONS = ("training", "evaluation", "sampling")   # never run by the grader
 REQUIRED = {"id", "stage", "name", "title", "minutes", "goal", "instructions", "target"}
@@ -91,8 +90,8 @@ def top_level(path):
 
 def helpers_source():
     """The handouts' helper cell: helpers.py but its ruff line, visible.py's non-checks."""
-    text = (VISIBLE_DIR / "helpers.py").read_text(encoding="utf-8").split("\n", 1)[1]
-    return text + "".join("\n\n" + source for node, source in top_level(VISIBLE_DIR / "visible.py")
+    text = (CHECKS_DIR / "helpers.py").read_text(encoding="utf-8").split("\n", 1)[1]
+    return text + "".join("\n\n" + source for node, source in top_level(CHECKS_DIR / "visible.py")
                           if not getattr(node, "name", "check_").startswith("check_"))
 
 
@@ -201,7 +200,7 @@ def code(text, meta):
 
 def exercise_cells(exs, source, section):
     """Instructions for each exercise, the one code cell they share, a check cell for each."""
-    checks = {node.name: text for node, text in top_level(VISIBLE_DIR / "visible.py")
+    checks = {node.name: text for node, text in top_level(CHECKS_DIR / "visible.py")
               if isinstance(node, ast.FunctionDef)}
     cells = [md(f"### Exercise {ex.id}: {ex.title} (about {ex.minutes} minutes, {ex.points} "
                 f"points)\n\n**Goal:** {ex.goal}.\n\n{ex.instructions}",

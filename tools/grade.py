@@ -7,8 +7,9 @@ Writes: DIR/grades.csv (per student: points per exercise, total), DIR/feedback.c
 and exercise: points and why; each file not graded and why) and DIR/summary.txt (printed too),
 in FOLDER/grades by default (grades-2, ... if a submission took the name).
 Reads: the exercises and handouts as tools/exercises.py builds them (the grader's context, the
-reference solution), tools/exercise_checks/ (runner.py: what a sandbox runs; probes.py: what it
-asks; compare.py: how answers compare) and notebooks/exercises/checks/helpers.py (patched()).
+reference solution), tools/exercise_checks/ (runner.py: what a sandbox runs; compare.py: how
+answers compare) and notebooks/exercises/checks/ (probes.py: what a sandbox asks; helpers.py:
+its patched()).
 
 This process never reads a submission nor runs student code: per student and exercise, a fresh
 bubblewrap sandbox (uid 65534, no network, no other process, no file but Python and the data,
@@ -43,9 +44,10 @@ ROOT = stages.ROOT
 MAX_ANSWER = 1 << 20   # bytes a sandbox may print; more is an oversized answer
 MAX_SUBMISSION = 20 << 20   # bytes of a submitted file; more is not read
 SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
+SANDBOX_DIR = Path(__file__).resolve().parent / "exercise_checks"   # runner.py, compare.py
 LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
 # what each sandbox runs: it reads the submission, finds the exercise's code, runs it and the probe
-RUNNER = "".join((exercises.CHECKS_DIR / name).read_text(encoding="utf-8")
+RUNNER = "".join((SANDBOX_DIR / name).read_text(encoding="utf-8")
                  for name in ("compare.py", "runner.py"))
 REPORTS = ("grades.csv", "feedback.csv", "summary.txt")
 SUFFIXES = (".ipynb", ".py")   # in any case: Bob.IPYNB is a notebook too
@@ -205,7 +207,7 @@ def score(ex, reference, answer):
 def load_probes():
     """The probes' source: helpers.py (for its patched()), then probes.py."""
     return "\n\n".join(path.read_text(encoding="utf-8") for path in (
-        exercises.VISIBLE_DIR / "helpers.py", exercises.CHECKS_DIR / "probes.py"))
+        exercises.CHECKS_DIR / "helpers.py", exercises.CHECKS_DIR / "probes.py"))
 
 
 def jobs(stage):

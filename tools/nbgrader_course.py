@@ -5,7 +5,7 @@
 Writes: DIR/nbgrader_config.py (tools/templates/nbgrader_config.py) and, per stage,
 DIR/source/exercisesN_<name>/ with the handout (its solutions between nbgrader's markers) and
 data/names.txt. Reads: the handouts as tools/exercises.py builds them, the visible checks
-(notebooks/exercises/checks/), the grader's probes and compare.py (tools/exercise_checks/), the
+and the grader's probes (notebooks/exercises/checks/), compare.py (tools/exercise_checks/), the
 cells of tools/templates/exercise_cells.py, and the reference's answers to the probes (by
 tools/grade.py's runner).
 
@@ -25,8 +25,8 @@ import exercises
 import grade
 import stages
 
-CHECK_FILES = [exercises.VISIBLE_DIR / "helpers.py", exercises.VISIBLE_DIR / "visible.py",
-               exercises.CHECKS_DIR / "compare.py", exercises.CHECKS_DIR / "probes.py"]
+CHECK_FILES = [exercises.CHECKS_DIR / "helpers.py", exercises.CHECKS_DIR / "visible.py",
+               grade.SANDBOX_DIR / "compare.py", exercises.CHECKS_DIR / "probes.py"]
 
 
 def assignment_name(stage):

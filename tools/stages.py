@@ -299,29 +299,22 @@ def run_child(command, cwd):
 # ------------------------------------------------------------------ measured figures in prose
 FIGURES_FILE = ROOT / "benchmarks" / "experiments" / "figures.json"   # experiments.py --render
 FIGURE_KEY = re.compile(r"\{\{exp:([^{}]+)\}\}")
-_FIGURES = {}   # (path, mtime) -> the parsed file
 
 
 def read_figures():
     """figures.json: {'budgets': {name: steps}, 'figures': {key: text}, 'not_measured': [key]}."""
     import json
-    path = FIGURES_FILE
-    if not path.is_file():
-        raise CourseError(f"{path.relative_to(ROOT)} is missing: run python tools/experiments.py "
-                          "--render")
-    stamp = (path, path.stat().st_mtime_ns)
-    if stamp not in _FIGURES:
-        _FIGURES.clear()
-        _FIGURES[stamp] = json.loads(path.read_text(encoding="utf-8"))
-    return _FIGURES[stamp]
+    if not FIGURES_FILE.is_file():
+        raise CourseError(f"{FIGURES_FILE.relative_to(ROOT)} is missing: run python "
+                          "tools/experiments.py --render")
+    return json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
 
 
 def fill_figures(text, where, missing=None):
-    """`text` with each {{exp:KEY}} replaced by the figure tools/experiments.py wrote for KEY.
-    A part of KEY that names a budget (SHORT, LONG, ABLATION_LONG) stands for its number of
-    steps, and a budget alone gives that number ('3,000'). A key that the experiments' plan will
-    measure but has not yet gives '(not measured yet: KEY)' and is added to the set `missing`;
-    any other key is a CourseError naming `where`."""
+    """`text` with each {{exp:KEY}} replaced by the figure tools/experiments.py wrote for KEY; a
+    budget's name (SHORT, LONG, ABLATION_LONG) in KEY stands for its steps, and alone gives them
+    ('3,000'). A key planned but not measured yet gives '(not measured yet: KEY)' and joins the
+    set `missing`; any other key is a CourseError naming `where`."""
     data = read_figures()
     budgets, figures = data["budgets"], data["figures"]
 

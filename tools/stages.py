@@ -359,11 +359,9 @@ TEMPLATE_SLOT = re.compile(r"^[ \t]*\{\{(\w+)\}\}\n|\{\{(\w+)\}\}", re.M)
 
 
 def template(name, part, **values):
-    """Part `part` of tools/templates/`name` filled in: the lines after its line
-    '# --- part: PART ---' (.py) or '<!-- part: PART -->' (.md), up to the next such line, without
-    the newlines that end them; each {{key}} becomes values[key], and a line that is only {{key}}
-    becomes the lines of its value (none for ''). A .py template starts with `# ruff: noqa`: it is
-    the code of generated cells, with slots, not code that runs here."""
+    """Part `part` of tools/templates/`name`: its lines after '# --- part: PART ---' (.py) or
+    '<!-- part: PART -->' (.md) up to the next such line, each {{key}} replaced by values[key]
+    (a line that is only {{key}} by the lines of its value, none for '')."""
     pieces = TEMPLATE_PART.split((TEMPLATES / name).read_text(encoding="utf-8"))
     parts = dict(zip(pieces[1::2], pieces[2::2]))
     if part not in parts:
@@ -456,32 +454,20 @@ def notebook_text(nb):
     return nbformat.writes(nb) + "\n"
 
 
-def cells_without_outputs(nb):
-    """The cells of nb as plain data, outputs and execution counts left out."""
-    import json
-    cells = [{k: v for k, v in cell.items() if k not in ("outputs", "execution_count")}
-             for cell in nb["cells"]]
-    return json.loads(json.dumps(cells, sort_keys=True))
-
-
 def outputs_kept(nb, old):
     """nb with the outputs of the notebook `old` if they came from nb's sources (the same source
     hash and the same code cells: only prose may differ), else None."""
     import copy
     digest = nb.metadata["microgpt"]["source_sha256"]
-    if old is None or old.metadata.get("microgpt", {}).get("outputs_from_sha256") != digest:
-        return None
-    old_code = {cell.id: cell for cell in old.cells if cell.cell_type == "code"}
-    new_code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    if [cell.id for cell in new_code] != list(old_code) or any(
-            cell.source != old_code[cell.id].source for cell in new_code):
+    code = lambda book: [cell for cell in book.cells if cell.cell_type == "code"]
+    sources = lambda book: [(cell.id, cell.source) for cell in code(book)]
+    if old is None or old.metadata.get("microgpt", {}).get("outputs_from_sha256") != digest \
+            or sources(old) != sources(nb):
         return None
     kept = copy.deepcopy(nb)
     kept.metadata["microgpt"]["outputs_from_sha256"] = digest
-    for cell in kept.cells:
-        if cell.cell_type == "code":
-            cell.outputs = copy.deepcopy(old_code[cell.id].outputs)
-            cell.execution_count = old_code[cell.id].execution_count
+    for cell, ran in zip(code(kept), code(old)):
+        cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
     return kept
 
 
@@ -492,7 +478,9 @@ def notebook_problems(nb, path, name):
     if old is None:
         return [f"{name}: missing"]
     problems = []
-    if cells_without_outputs(old) != cells_without_outputs(nb):
+    bare = lambda book: [{key: value for key, value in cell.items()
+                          if key not in ("outputs", "execution_count")} for cell in book.cells]
+    if bare(old) != bare(nb):
         why = " (a quoted figure changed)" if outputs_kept(nb, old) else ""
         problems.append(f"{name}: cells differ from a fresh build{why}")
     meta = nb.metadata["microgpt"]
@@ -515,42 +503,33 @@ def outputs_for(nb, path, execute=False):
     return nb, "built without outputs (run with --execute to add them)"
 
 
-def execute_notebook(nb, cwd, overrides=None, is_settings=None, timeout=1800):
-    """A copy of nb run top to bottom in a fresh python3 kernel in `cwd`. overrides {name: value
-    text} rewrite the line `name = ...` of the first cell for which is_settings(cell) holds, as a
-    learner would edit the settings."""
+def execute_notebook(nb, cwd, overrides=None, settings=None, timeout=1800, env=os.environ):
+    """A copy of nb run top to bottom in a fresh python3 kernel in `cwd` with the environment
+    `env`. overrides {name: value text} rewrite the line `name = ...` of the first cell that
+    starts with `settings`, as a learner would edit the settings."""
     import copy
 
     from nbclient import NotebookClient
     nb = copy.deepcopy(nb)
-    settings = [cell for cell in nb.cells if is_settings and is_settings(cell)]
+    cells = [cell for cell in nb.cells if settings and cell.source.startswith(settings)]
     for name, value in (overrides or {}).items():
         pattern = re.compile(rf"^{re.escape(name)} = .*$", re.M)
-        if not settings or not pattern.search(settings[0].source):
+        if not cells or not pattern.search(cells[0].source):
             raise CourseError(f'the settings cell has no "{name} = ..." line')
-        settings[0].source = pattern.sub(f"{name} = {value}", settings[0].source, count=1)
+        cells[0].source = pattern.sub(f"{name} = {value}", cells[0].source, count=1)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             coalesce_streams=True, resources={"metadata": {"path": str(cwd)}})
-    client.execute()
+    client.execute(env=dict(env))   # record_timing=False: no timestamps in the outputs
     return nb
 
 
 def run_for_outputs(nb, cwd):
     """(nb run in `cwd` with inline figures, seconds): the outputs to commit, marked as coming
-    from nb's source hash, without the run's timestamps."""
+    from nb's source hash."""
     import copy
-    backend = os.environ.pop("MPLBACKEND", None)   # inline figures, not Agg
     start = time.perf_counter()
-    try:
-        ran = execute_notebook(nb, cwd)
-    finally:
-        if backend is not None:
-            os.environ["MPLBACKEND"] = backend
-    seconds = time.perf_counter() - start
+    env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}   # not Agg
+    ran = execute_notebook(nb, cwd, env=env)
     ran.metadata = copy.deepcopy(nb.metadata)
     ran.metadata["microgpt"]["outputs_from_sha256"] = nb.metadata["microgpt"]["source_sha256"]
-    for cell in ran.cells:
-        cell.metadata.pop("execution", None)
-        for output in cell.get("outputs", []):
-            output.get("metadata", {}).pop("execution", None)
-    return ran, seconds
+    return ran, time.perf_counter() - start

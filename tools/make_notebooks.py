@@ -341,8 +341,7 @@ def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
                                     one.source)
             if one.source.startswith("# notebook-only: attention at work"):
                 one.source = re.sub(r"'num_steps': \d+", f"'num_steps': {try_steps}", one.source)
-    is_settings = lambda one: one.metadata.get("microgpt", {}).get("section") == "settings"
-    return stages.execute_notebook(nb, cwd, overrides, is_settings, timeout)
+    return stages.execute_notebook(nb, cwd, overrides, "# === settings ===", timeout)
 
 
 def check(root, which):

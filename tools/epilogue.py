@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import stages
@@ -39,6 +40,7 @@ STAGE5 = stages.STAGE_FILES[5]
 FIGURE = re.compile(r"\{\{epi:([^{}]+)\}\}")
 SHARED = "# shared:"
 SETTINGS = "# settings"
+QUOTES = "epilogue_quotes.toml"   # in tools/templates/
 MEASURE_STEPS = 1000   # steps of each version that --measure times
 
 
@@ -103,16 +105,12 @@ def build_notebook(root):
     h.update(stages.script_code(stages.read_stage(5, root)).encode() + b"\0")
     h.update(json.dumps(stages.code_sources(cells)).encode())
     quotes = (load_results(root) or {}).get("quotes", {})
+    quote = lambda match: quotes.get(match[1].strip(), f"(not measured yet: {match[1].strip()})")
     missing = set()
-
-    def replace(match):
-        key = match.group(1).strip()
-        if key not in quotes:
-            missing.add(key)
-        return quotes.get(key, f"(not measured yet: {key})")
     for cell in cells:
         if cell.cell_type == "markdown":
-            cell.source = stages.fill_figures(FIGURE.sub(replace, cell.source), PROSE)
+            missing |= {key.strip() for key in FIGURE.findall(cell.source)} - set(quotes)
+            cell.source = stages.fill_figures(FIGURE.sub(quote, cell.source), PROSE)
     nb = stages.new_notebook(cells, {"generated_by": TOOL, "prose": PROSE,
                                      "source_sha256": h.hexdigest(), "outputs_from_sha256": None})
     return nb, missing
@@ -193,56 +191,19 @@ def measure(root):
 
 
 def quotes_of(m):
-    """{key: text} of every figure the prose may quote, from the measurements m."""
-    t, big, s5, bpe, tune = m["timing"], m["big"], m["stage5"], m["bpe"], m["finetune"]
-    scalar_ms, tensor_ms, batched_ms = (1000 * t[f"{kind}_s_per_step"]
-                                        for kind in ("scalar", "tensor", "batched"))
-    per_name = batched_ms / t["batch_size"]
+    """{key: text} of every figure the prose may quote, from the measurements m: the f-strings of
+    tools/templates/epilogue_quotes.toml."""
+    t, big = m["timing"], m["big"]
+    ms = {f"{kind}_ms": 1000 * t[f"{kind}_s_per_step"] for kind in ("scalar", "tensor", "batched")}
     names_seen = big["batch_size"] * big["num_steps"]
     # the scalar engine's time per name grows about in proportion to the parameters
-    scalar_hours = (t["scalar_s_per_step"] * names_seen * big["num_params"] / s5["num_params"]
-                    / 3600)
-    q = {f"big.{key}": f"{big[key]:,}" for key in ("n_embd", "n_layer", "batch_size",
-                                                    "num_steps", "num_params")}
-    q |= {f"finetune.{key}": f"{tune[key]:,}" for key in ("steps", "num_docs")}
-    q |= {f"finetune.{key}": f"{tune[key]:.0%}" for key in ("before", "after")}
-    q |= {f"bpe.{key}": f"{bpe[key]:,}" for key in ("num_merges", "chars", "tokens")}
-    q |= {
-        "stage5.num_params": f"{s5['num_params']:,}",
-        "stage5.num_train": f"{s5['num_train']:,}",
-        "stage5.val_loss": f"{s5['val_loss']:.3f}",
-        "stage5.samples": ", ".join(s5["samples"]),
-        "equal.max_difference_1000": f"{m['equal']['max_difference']:.1e}",
-        "timing.scalar_ms_per_step": f"{scalar_ms:.1f}",
-        "timing.tensor_ms_per_step": f"{tensor_ms:.2f}",
-        "timing.batched_ms_per_step": f"{batched_ms:.2f}",
-        "timing.batched_ms_per_name": f"{per_name:.3f}",
-        "timing.batch_size": str(t["batch_size"]),
-        "timing.batched_over_one": f"{batched_ms / tensor_ms:.1f}",
-        "timing.speedup_one_name": f"{scalar_ms / tensor_ms:.0f}",
-        "timing.speedup_per_name": f"{scalar_ms / per_name:,.0f}",
-        "timing.nodes_per_step": f"{t['nodes_per_step']:,.0f}",
-        "timing.load": f"{t['load_avg_1min']:.1f}",
-        "big.names_seen": f"{names_seen:,}",
-        "big.tokens_seen": f"{names_seen * big['tokens_per_name']:,.0f}",
-        "big.train_seconds": f"{big['train_seconds']:.0f}",
-        "big.scalar_hours": f"{scalar_hours:,.0f}",
-        "big.val_loss": f"{big['val_loss']:.3f}",
-        "big.gain": f"{s5['val_loss'] - big['val_loss']:.2f}",
-        "big.copied": f"{big['in_train'] / big['num_samples']:.0%} of {big['num_samples']} "
-                      "samples are training names",
-        "big.samples": ", ".join(big["samples"]),
-        "uniform_loss": f"{math.log(27):.3f}",
-        "choices.uniform": "27",
-        "choices.stage5": f"{math.exp(s5['val_loss']):.1f}",
-        "choices.big": f"{math.exp(big['val_loss']):.1f}",
-        "bpe.first_merges": ", ".join(f"{a}+{b}" for a, b, _ in bpe["first_merges"][:5]),
-        "bpe.ratio": f"{bpe['tokens'] / bpe['chars']:.0%}",
-        "finetune.prefix": tune["prefix"],
-    }
-    if "notebook" in m:
-        q["notebook_seconds"] = f"{m['notebook']['seconds']:.0f}"
-    return q
+    scalar_hours = (t["scalar_s_per_step"] * names_seen * big["num_params"]
+                    / m["stage5"]["num_params"] / 3600)
+    values = {**m, **ms, "math": math, "per_name": ms["batched_ms"] / t["batch_size"],
+              "names_seen": names_seen, "scalar_hours": scalar_hours}
+    formats = tomllib.loads((stages.TEMPLATES / QUOTES).read_text(encoding="utf-8"))
+    texts = formats["measured"] | (formats["notebook"] if "notebook" in m else {})
+    return {key: eval(f"f{text!r}", values) for key, text in texts.items()}
 
 
 def write_results(root, measured):
@@ -254,8 +215,7 @@ def write_results(root, measured):
 def execute(nb, cwd, overrides=None, timeout=1800):
     """nb run in a fresh kernel in `cwd`; overrides {setting: value text} edit the settings
     cell as a learner would (stages.execute_notebook)."""
-    return stages.execute_notebook(nb, cwd, overrides,
-                                   lambda cell: cell.source.startswith(SETTINGS), timeout)
+    return stages.execute_notebook(nb, cwd, overrides, SETTINGS, timeout)
 
 
 def check(root):
@@ -292,10 +252,7 @@ def main():
     results = load_results(root)
     if args.measure:
         start = time.perf_counter()
-        measured = measure(root)
-        if results and "notebook" in results:
-            measured["notebook"] = results["notebook"]
-        results = {**measured, "code_sha256": code_sha256(root),
+        results = {**(results or {}), **measure(root), "code_sha256": code_sha256(root),
                    "generated": f"by python {TOOL} --measure; do not edit: rerun the tool"}
         print(f"{RESULTS}: measured in {time.perf_counter() - start:.0f} s")
     if results is not None:   # the quotes follow a change of quotes_of()
@@ -317,6 +274,7 @@ def main():
         nb, note = stages.outputs_for(nb, path)
     path.write_text(stages.notebook_text(nb), encoding="utf-8")
     print(f"{NOTEBOOK}: {note}")
+
 
 if __name__ == "__main__":
     stages.run(main)

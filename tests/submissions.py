@@ -8,6 +8,11 @@ import exercises
 import stages
 from stages import CourseError
 
+# the plausible answers of tools/exercises.toml by exercise id, as (old, new) replacements
+WRONG = {ex.id: [(w["old"], w["new"]) for w in ex.wrong] for ex in exercises.EXERCISES if ex.wrong}
+RIGHT = {ex.id: [(w["old"], w["new"]) for w in ex.right] for ex in exercises.EXERCISES if ex.right}
+CUT = {(ex.id, k) for ex in exercises.EXERCISES for k, w in enumerate(ex.wrong) if w.get("cut")}
+TOGETHER = {ex.id for ex in exercises.EXERCISES if ex.together}
 BREAKS = {   # how a class breaks an exercise's cell
     "loop": lambda src: re.sub(r'(\n    """.*?"""\n)', r"\1    while True:\n        pass\n", src,
                                count=1, flags=re.S),
@@ -34,14 +39,14 @@ def _peek():
 def make_submission(stage, kind, ex_id=None, variant=0):
     """The text of a generated submission. kind: 'correct', 'untouched', 'py' (a correct .py
     export), 'no_checks' (every check cell deleted), 'wrong' / 'right' (exercise ex_id with its
-    plausible wrong answer `variant` of exercises.WRONG, or a right one written another way of
-    exercises.RIGHT), 'loop', 'raise', 'syntax' (BREAKS) or 'reads_answers' (SPY)."""
+    plausible wrong answer `variant` of WRONG, or a right one written another way of
+    RIGHT), 'loop', 'raise', 'syntax' (BREAKS) or 'reads_answers' (SPY)."""
     nb = exercises.build_handout(stage, "stub" if kind == "untouched" else "solution")
     cell = next((c for c in nb["cells"] if ex_id in c["metadata"]["microgpt"].get("exercises",
                                                                                    [])), None)
     if kind in ("wrong", "right"):
-        pairs = (exercises.WRONG if kind == "wrong" else exercises.RIGHT)[ex_id]
-        for old, new in pairs if kind == "wrong" and ex_id in exercises.TOGETHER \
+        pairs = (WRONG if kind == "wrong" else RIGHT)[ex_id]
+        for old, new in pairs if kind == "wrong" and ex_id in TOGETHER \
                 else [pairs[variant]]:
             if cell["source"].count(old) != 1:
                 raise CourseError(f"mutant of {ex_id} does not match: {old!r}")

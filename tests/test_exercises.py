@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from submissions import CUT, RIGHT, WRONG
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 import exercises  # noqa: E402
@@ -180,12 +181,12 @@ def test_check_cells_pass_on_solutions_and_say_not_done_on_stubs(stage):
 
 def test_a_wrong_answer_gets_a_specific_message_and_leaves_the_other_check_passing():
     out = run_check_cells(exercises.build_handout(2, "solution"), 2,
-                          replace=("2.1", *exercises.WRONG["2.1"][0]))
+                          replace=("2.1", *WRONG["2.1"][0]))
     assert out["2.1"].strip() == ("FAIL local_grads: d(a*b)/da should be b.data = 3.0, "
                                   "you returned 2")
     assert out["2.2"].startswith("PASS")
     out = run_check_cells(exercises.build_handout(3, "solution"), 3,
-                          replace=("3.2", *exercises.WRONG["3.2"][0]))
+                          replace=("3.2", *WRONG["3.2"][0]))
     assert out["3.2"].startswith("FAIL attention: attention(q, keys, values) with q.k = [2, 0]")
     assert out["3.1"].startswith("PASS") and out["3.3"].startswith("PASS")
 
@@ -243,11 +244,11 @@ def test_no_exercise_s_answer_is_printed_before_it():
     assert "The question marks are exercise 2.1" in before
 
 
-@pytest.mark.parametrize("ex_id, variant", sorted(exercises.CUT))
+@pytest.mark.parametrize("ex_id, variant", sorted(CUT))
 def test_right_values_from_a_cut_graph_fail_the_visible_check_with_the_cause(ex_id, variant):
     stage = exercises.BY_ID[ex_id].stage
     out = run_check_cells(exercises.build_handout(stage, "solution"), stage,
-                          replace=(ex_id, *exercises.WRONG[ex_id][variant]))
+                          replace=(ex_id, *WRONG[ex_id][variant]))
     assert out[ex_id].startswith("FAIL"), out[ex_id]
     assert "a .data or a new Value(...) cuts the graph" in out[ex_id]
 
@@ -261,7 +262,7 @@ def test_a_check_message_shows_enough_digits_to_see_the_difference():
 
 def test_a_check_says_when_the_stand_in_for_another_exercise_is_not_called():
     out = run_check_cells(exercises.build_handout(3, "solution"), 3,
-                          replace=("3.3", *exercises.RIGHT["3.3"][0]))
+                          replace=("3.3", *RIGHT["3.3"][0]))
     assert out["3.3"].startswith("FAIL transformer_block: transformer_block should call rmsnorm() "
                                  "twice and attention() once (this check swaps them for stand-ins")
 
@@ -282,7 +283,7 @@ def test_the_hidden_sampling_check_tells_a_skewed_sampler_from_a_right_one(
     the solution, on probs ** 0.9 and on a rounded draw."""
     monkeypatch.setattr(sys, "argv", ["handout"])
     ns = {"__name__": "__main__"}
-    replace = None if variant is None else ("0.3", *exercises.WRONG["0.3"][variant])
+    replace = None if variant is None else ("0.3", *WRONG["0.3"][variant])
     run_cells(exercises.build_handout(0, "solution"), 0, replace, ns, {})
     if variant is None:
         exec(hidden_sampling_check, ns)

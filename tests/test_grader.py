@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import require_sandbox
 from exercise_checks.compare import mismatch
-from submissions import make_submission
+from submissions import RIGHT, TOGETHER, WRONG, make_submission
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 import exercises  # noqa: E402
@@ -73,7 +73,7 @@ def test_untouched_handouts_score_zero(reference_and_untouched, stage):
 def test_every_plausible_wrong_answer_is_caught_on_its_own_exercise(tmp_path, stage):
     files = {}
     for ex_id in IDS[stage]:
-        count = 1 if ex_id in exercises.TOGETHER else len(exercises.WRONG[ex_id])
+        count = 1 if ex_id in TOGETHER else len(WRONG[ex_id])
         for variant in range(count):
             files[f"wrong_{ex_id}_{variant}.ipynb"] = make_submission(
                 stage, "wrong", ex_id, variant)
@@ -173,7 +173,7 @@ def exercise_cell(nb, ex_id):
 def test_correct_answers_written_another_way_keep_full_marks(tmp_path):
     """Sampling from cumulative probabilities, rmsnorm written inside the block, attention
     written inside multi_head_attention: the probes use the real collaborators."""
-    for ex_id in exercises.RIGHT:
+    for ex_id in RIGHT:
         stage = exercises.BY_ID[ex_id].stage
         results = grade_files(tmp_path, stage, {f"right_{ex_id}.ipynb": make_submission(
             stage, "right", ex_id)})

@@ -1,5 +1,4 @@
-"""Write the student handouts; load the exercises that tools/grade.py and nbgrader_course.py
-grade.
+"""Write the student handouts; load the exercises that grade.py and nbgrader_course.py grade.
 
 Writes: notebooks/exercises/exercisesN_*.ipynb (one handout per stage: its companion notebook
 with the exercises' regions stubbed) and the exercise table of notebooks/exercises/README.md.
@@ -7,19 +6,17 @@ Reads: tools/exercises.toml (the exercises: regions of the stage scripts found b
 instructions, TODOs, plausible answers), the stage scripts, the companion notebooks
 notebooks/trainN_*.ipynb, tools/templates/handout_intro.md and exercise_cells.py, and the
 handouts' checks notebooks/exercises/checks/helpers.py and visible.py (copied as they are).
-The top-level statement holding a stubbed region becomes an exercise cell (metadata {"microgpt":
-{"source": "exercise", "exercises": [...]}}), with instructions before it and a check cell
-after it. Written with json.dumps (nbformat's writer would store sources as lists of lines).
+The top-level statement holding a stubbed region becomes an exercise cell, with instructions
+before it and a check cell after it. Written with json.dumps (nbformat's writer would store
+sources as lists of lines).
 
   python tools/exercises.py            write the handouts and the README table
   python tools/exercises.py --check    write nothing; fail if one is stale
 """
 import argparse
 import ast
-import copy
 import json
 import re
-import string
 import textwrap
 import tomllib
 from pathlib import Path
@@ -31,7 +28,6 @@ from stages import CourseError
 ROOT = stages.ROOT
 TOOL = "tools/exercises.py"
 OUT_DIR = "notebooks/exercises"
-TOOLS_DIR = Path(__file__).resolve().parent
 CHECKS_DIR = ROOT / OUT_DIR / "checks"   # course material: helpers.py, visible.py, probes.py
 CELLS = "exercise_cells.py"   # tools/templates/: the code written around the course's own
 GRADER_SECTIONS = ("training", "evaluation", "sampling")   # never run by the grader
@@ -39,7 +35,7 @@ REQUIRED = {"id", "stage", "name", "title", "minutes", "goal", "instructions", "
 OPTIONAL = {"points": 10, "defines": [], "asks": "", "together": False, "wrong": [], "right": []}
 
 
-def load(path=TOOLS_DIR / "exercises.toml"):
+def load(path=ROOT / "tools" / "exercises.toml"):
     """(exercises, tiny settings by stage) of the exercises file; CourseError if malformed."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -61,11 +57,6 @@ def load(path=TOOLS_DIR / "exercises.toml"):
 
 EXERCISES, TINY = load()
 BY_ID = {ex.id: ex for ex in EXERCISES}
-# plausible answers by exercise id, as (old, new) replacements (tests/submissions.py, tests)
-WRONG = {ex.id: [(w["old"], w["new"]) for w in ex.wrong] for ex in EXERCISES if ex.wrong}
-RIGHT = {ex.id: [(w["old"], w["new"]) for w in ex.right] for ex in EXERCISES if ex.right}
-CUT = {(ex.id, k) for ex in EXERCISES for k, w in enumerate(ex.wrong) if w.get("cut")}
-TOGETHER = {ex.id for ex in EXERCISES if ex.together}
 
 
 def stage_exercises(stage):
@@ -97,25 +88,15 @@ def helpers_source():
 
 # --- regions ------------------------------------------------------------------------------------
 
-def find_function(tree, name):
-    """The FunctionDef for 'f' or 'Class.method' in a parsed module (None if absent)."""
-    found, nodes = None, tree.body
-    for part in name.split("."):
-        found = next((node for node in nodes if isinstance(node, (ast.FunctionDef, ast.ClassDef))
-                      and node.name == part), None)
-        if found is None:
-            return None
-        nodes = found.body
-    return found
-
-
 def region_text(script, target):
     """The exact text of a target's region in the script (tools/exercises.toml says how each
     kind is found); CourseError unless it is found once."""
     if target.kind == "body":
-        func = find_function(ast.parse(script), target.body)
-        if func is None:
-            raise CourseError(f"function {target.body} not found")
+        func = ast.parse(script)
+        for part in target.body.split("."):   # "f" or "Class.method"
+            func = next((node for node in func.body if getattr(node, "name", "") == part), None)
+            if func is None:
+                raise CourseError(f"function {target.body} not found")
         first = func.body[0]
         has_doc = isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", 0), str)
         start = first.end_lineno if has_doc else first.lineno - 1
@@ -217,24 +198,23 @@ def exercise_cells(exs, source, section):
 
 
 def edits(text, exs, regions, modes):
-    """(text with every region it holds replaced, [(line, exercise, target index, inline)]):
-    the 1-based line of each edit in the new text. The call of an extracted function that a
-    later region swallowed takes that region's line."""
+    """(text with every region it holds replaced, [(line, exercise, target index)]): the 1-based
+    line of each edit in the new text. The call of an extracted function that a later region
+    swallowed takes that region's line."""
     done = []
     for ex in exs:
         for k, target in enumerate(ex.targets):
             if regions[ex.id, k] in text:
-                inline = target.kind != "extract"
-                new = written(ex, target, regions[ex.id, k], modes[ex.id]) if inline \
-                    else target.call + "\n"
-                done.append((new, ex, k, inline))
+                new = target.call + "\n" if target.kind == "extract" else \
+                    written(ex, target, regions[ex.id, k], modes[ex.id])
+                done.append((new, ex, k))
                 text = text.replace(regions[ex.id, k], new)
     placed = []
-    for n, (_, ex, k, inline) in enumerate(done):
+    for n, (_, ex, k) in enumerate(done):
         at = next((text.find(new) for new, *_ in done[n:] if new in text), -1)
         if at < 0:
             raise CourseError(f"exercise {ex.id}: its edit is lost from the handout's cell")
-        placed.append((text[:at].count("\n") + 1, ex, k, inline))
+        placed.append((text[:at].count("\n") + 1, ex, k))
     return text, placed
 
 
@@ -265,8 +245,8 @@ def script_cells(text, section, exs, regions, modes):
         return [code(text, {"source": "script", "section": section})]
     cells = []
     for chunk, is_exercise, first, last in split_top_level(
-            text, [line for line, _, _, inline in placed if inline]):
-        inside = [(ex, k) for line, ex, k, _ in placed if first <= line <= last]
+            text, [line for line, ex, k in placed if ex.targets[k].kind != "extract"]):
+        inside = [(ex, k) for line, ex, k in placed if first <= line <= last]
         if is_exercise:
             owners = list({ex.id: ex for ex, _ in inside}.values())
             functions = [f for ex in owners for f in extracted(ex, regions, modes[ex.id])]
@@ -304,14 +284,9 @@ def load_companion(stage):
 
 
 def handout_setup(text):
-    lines = stages.split_lines(text)
-    while lines and lines[0].startswith("#"):
-        lines.pop(0)
-    needed = [k for k, line in enumerate(lines) if line.startswith("NEEDED = [")]
-    if len(needed) != 1:
-        raise CourseError("the companion's setup cell needs one line 'NEEDED = [...]'")
-    lines[needed[0]] = "NEEDED = ['data/names.txt']\n"
-    return stages.template(CELLS, "setup", code="".join(lines))
+    """The companion's setup cell without its first comment, fetching only the data."""
+    text = re.sub(r"^NEEDED = \[.*$", "NEEDED = ['data/names.txt']", text, count=1, flags=re.M)
+    return stages.template(CELLS, "setup", code=re.sub(r"\A(#.*\n)*", "", text))
 
 
 def asked(text, ex):
@@ -336,30 +311,25 @@ def asked(text, ex):
 
 def notebook_cells(cell, header, exs):
     """A companion cell that is not the script's, as the handout holds it."""
-    new = copy.deepcopy(cell)
-    new.pop("id", None)
-    if not new.get("attachments"):
-        new.pop("attachments", None)
-    if new["cell_type"] == "markdown":
+    if cell["cell_type"] == "markdown":
         if header:
-            new["source"] = "\n\n".join(p for p in new["source"].split("\n\n")
-                                        if not p.startswith(HEADER_DROPPED))
+            cell["source"] = "\n\n".join(p for p in cell["source"].split("\n\n")
+                                         if not p.startswith(HEADER_DROPPED))
         for ex in exs:
-            new["source"] = asked(new["source"], ex) if ex.asks else new["source"]
-        new["source"] = SOLUTION_LINK.sub(r"\1", new["source"])
-        return [new]
-    new["outputs"], new["execution_count"] = [], None
+            cell["source"] = asked(cell["source"], ex) if ex.asks else cell["source"]
+        cell["source"] = SOLUTION_LINK.sub(r"\1", cell["source"])
+        return [cell]
+    cell["outputs"], cell["execution_count"] = [], None
     if not cell["source"].startswith("# notebook-only: setup"):
-        return [new]
-    new["source"] = handout_setup(cell["source"])
-    return [new, code(helpers_source(), {"source": "notebook-only"})]
+        return [cell]
+    cell["source"] = handout_setup(cell["source"])
+    return [cell, code(helpers_source(), {"source": "notebook-only"})]
 
 
 def intro_cell(stage):
     exs = stage_exercises(stage)
-    template = (TOOLS_DIR / "templates" / "handout_intro.md").read_text(encoding="utf-8")
-    return string.Template(template[:-1]).substitute(
-        tool=TOOL, companion=companion_name(stage), stage=stage,
+    return stages.template(
+        "handout_intro.md", "intro", tool=TOOL, companion=companion_name(stage), stage=stage,
         concept=stages.concept(stage), total=sum(ex.minutes for ex in exs),
         badge=f"[![Open In Colab]({stages.COLAB_BADGE})]"
               f"({stages.colab_url(f'{OUT_DIR}/{handout_name(stage)}')})",
@@ -386,11 +356,11 @@ def build_handout(stage, mode="stub", solved=()):
             cells += notebook_cells(cell, cell is nb["cells"][0], exs)
     for k, cell in enumerate(cells):
         cell["id"] = f"cell-{k:03d}"
-    metadata = copy.deepcopy(nb["metadata"])
-    metadata["microgpt"] = {"generated_by": TOOL, "companion": f"notebooks/"
-                            f"{companion_name(stage)}", "stage": stage,
-                            "exercises": [ex.id for ex in exs], "mode": mode}
-    return {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
+    nb["cells"] = cells
+    nb["metadata"]["microgpt"] = {"generated_by": TOOL, "companion": f"notebooks/"
+                                  f"{companion_name(stage)}", "stage": stage,
+                                  "exercises": [ex.id for ex in exs], "mode": mode}
+    return nb
 
 
 def dumps(nb):
@@ -436,23 +406,18 @@ def exercise_table(handouts):
     return "\n".join(rows) + "\n"
 
 
-def outputs():
-    """{relative path: text} of everything this tool writes."""
-    handouts = {stage: build_handout(stage) for stage in range(len(stages.STAGE_FILES))}
-    files = {f"{OUT_DIR}/{handout_name(stage)}": dumps(nb) for stage, nb in handouts.items()}
-    readme = f"{OUT_DIR}/README.md"
-    files[readme] = stages.replace_block((ROOT / readme).read_text(encoding="utf-8"),
-                                         "exercise table", TOOL, exercise_table(handouts), readme)
-    return files
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if a handout is stale")
     check = parser.parse_args(argv).check
+    handouts = {stage: build_handout(stage) for stage in range(len(stages.STAGE_FILES))}
+    files = {f"{OUT_DIR}/{handout_name(stage)}": dumps(nb) for stage, nb in handouts.items()}
+    readme = f"{OUT_DIR}/README.md"
+    files[readme] = stages.replace_block((ROOT / readme).read_text(encoding="utf-8"),
+                                         "exercise table", TOOL, exercise_table(handouts), readme)
     stale = []
-    for rel, text in outputs().items():
+    for rel, text in files.items():
         stages.write_or_check(ROOT / rel, text, check, stale)
     if stale:
         raise CourseError(f"stale (run python {TOOL}): "

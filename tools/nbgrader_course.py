@@ -7,18 +7,13 @@ DIR/source/exercisesN_<name>/ with the handout (its solutions between nbgrader's
 data/names.txt. Reads: the handouts as tools/exercises.py builds them, the visible checks
 and the grader's probes (notebooks/exercises/checks/), compare.py (tools/exercise_checks/), the
 cells of tools/templates/exercise_cells.py, and the reference's answers to the probes (by
-tools/grade.py's runner).
-
-Exercise cells are solution cells; each exercise has a visible and a hidden check cell (the
-grader's probe, compared with the reference's answers), half its points each; every other code
-cell is locked. A check cell defines every helper it uses, so a student's own `run_check`
-changes nothing; still, a determined student can fake a pass in the kernel nbgrader runs the
-checks in (tools/grade.py does not trust student code).
+tools/grade.py's runner). Exercise cells are solution cells; each exercise has a visible and a
+hidden check cell (the grader's probe), half its points each; every other code cell is locked.
 """
 import argparse
 import ast
-import copy
 import shutil
+import textwrap
 from pathlib import Path
 
 import exercises
@@ -52,14 +47,6 @@ def standalone_check(function, source=None):
                 todo.append(node.id)
     body = "\n\n".join(text for name, text in defs.items() if name in needed)
     return "".join(imports) + "\n\n" + body + f"\n\nrun_check({function}, strict=True)"
-
-
-def reference_answers(stage):
-    """{exercise id: {case label: {"value", "tolerance"}}}: the reference's answers to the
-    probes, by grade.py's runner (not sandboxed: it runs only the course's own code)."""
-    settings = {"timeout": 60, "memory_mb": 2048, "isolated": False}
-    answers = grade.reference_answers(stage, grade.jobs(stage), settings)
-    return {ex_id: answer["cases"] for ex_id, answer in answers.items()}
 
 
 def hidden_source(ex, reference, solved_nb):
@@ -101,22 +88,23 @@ def course_notebook(stage):
     solved = exercises.build_handout(stage, "solution")
     solved["cells"] = [c for c in solved["cells"]
                        if c["metadata"]["microgpt"].get("source") == "exercise"]
-    helpers = exercises.helpers_source()
-    settings = "".join("    " + line for line in stages.split_lines(exercises.TINY[stage]))
-    references = reference_answers(stage)
-    cells, data = [], False
+    # the reference's answers to the probes, by grade.py's runner: not sandboxed, it runs only
+    # the course's own code
+    settings = {"timeout": 60, "memory_mb": 2048, "isolated": False}
+    references = grade.reference_answers(stage, grade.jobs(stage), settings)
+    cells, helpers = [], exercises.helpers_source()
     for cell in nb["cells"]:
         meta = cell["metadata"]["microgpt"]
         if meta.get("source") == "check":
             ex = exercises.BY_ID[meta["exercise"]]
-            cells += check_cells(ex, references[ex.id], solved)
-        elif cell["source"] != helpers:   # each check cell defines its own helpers
-            if not data and meta.get("source") == "script" and meta.get("section") == "data":
-                cells.append(exercises.code(stages.template(   # when nbgrader runs it: tiny
-                    exercises.CELLS, "autograde", settings=settings.rstrip("\n")) + "\n",
-                    {"source": "notebook-only"}))
-            data = data or meta.get("section") == "data"
-            cells.append(copy.deepcopy(cell))
+            cells += check_cells(ex, references[ex.id]["cases"], solved)
+        elif cell["source"] != helpers:   # each check cell defines the helpers it uses
+            cells.append(cell)
+    data = next(k for k, cell in enumerate(cells)   # when nbgrader runs it, a tiny model
+                if cell["metadata"]["microgpt"].get("section") == "data")
+    tiny = textwrap.indent(exercises.TINY[stage], "    ").rstrip("\n")
+    cells.insert(data, exercises.code(stages.template(exercises.CELLS, "autograde", settings=tiny)
+                                      + "\n", {"source": "notebook-only"}))
     for k, cell in enumerate(cells):
         cell["id"] = f"cell-{k:03d}"
         if cell["metadata"]["microgpt"].get("source") == "exercise":

@@ -4,15 +4,14 @@ Reads each stage script, its prose notebooks/prose/<stage>.md, the figures of
 benchmarks/experiments/figures.json and the templates of tools/templates/: notebook_cells.py
 and notebook_text.md (the generated cells and Markdown), try_it.toml (the try-it cells, which
 may name an ablation of ablations.toml). A notebook is its stage script, unchanged and complete,
-cut into code cells, with the prose before (and pictures after) each part. A prose file is
-Markdown (stages.parse_prose): '# title', the goal paragraph and a 'Teaches: ...' line, then
+cut into code cells, with the prose before (and pictures after) each part. A prose file
+(stages.parse_prose) has '# title', the goal paragraph and a 'Teaches: ...' line, then
   ## <section>: <heading>   the prose of the script's section `# === <section> ===`
   ### <name>: <heading>     of the part of that section that starts by defining <name>
   ## try it: <heading>      around the "try it" cell that ends the notebook
 Under a heading, the text before the first ```python block (or `<!-- after -->`) comes before
-the code, the rest after it, each ```python block a cell starting `# notebook-only: ...`. A
-measured figure is {{exp:KEY}} (stages.fill_figures). Prose and figures are not in a notebook's
-source hash: when they change, a build keeps the outputs.
+the code, the rest after it, each ```python block a cell starting `# notebook-only: ...`.
+Prose and its {{exp:KEY}} figures are not in a notebook's source hash: a build keeps the outputs.
 
   python tools/make_notebooks.py            build; keeps outputs whose code did not change
   python tools/make_notebooks.py --execute  build and run each notebook whose outputs are stale
@@ -30,6 +29,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import stages
 
@@ -62,32 +62,22 @@ def cell(text, source, **meta):
     return new(text, metadata={"microgpt": {"source": source, **meta}})
 
 
-class Unit:
-    """The prose of a section or part: the text before its code, the (kind, text) items after
-    it, and (a section) its parts' Units by name."""
-
-    def __init__(self, name, heading, where, before):
-        self.name, self.heading, self.where, self.before = name, heading, where, before
-        self.after = []
-        self.parts = {}
-
-
 def read_prose(i, root):
-    """(title, goal, {section name: Unit}, teaches) of stage i's prose file."""
+    """(title, goal, {section name: unit}, teaches) of stage i's prose file. A unit, the prose of
+    a section or of a part, has its name, heading, where, the text before its code, the cells
+    after it and (a section) its parts' units by name."""
     rel = f"{PROSE_DIR}/{stem(i)}.md"
-    if not (Path(root) / rel).is_file():
-        raise stages.CourseError(f"no prose file {rel}")
     title, teaches, items = stages.parse_prose((Path(root) / rel).read_text(encoding="utf-8"),
                                                rel)
     goal, units, section, unit = [], {}, None, None
     for kind, text, line in items:
         heading = re.match(r"(#{2,3}) ([^\n]*)\n?", text) if kind == "md" else None
         if heading:
-            name, _, title_text = heading.group(2).partition(":")
-            unit = Unit(name.strip(), title_text.strip(), f"{rel}:{line}",
-                        text[heading.end():].strip())
-            if len(heading.group(1)) == 2:
-                parts = units
+            name, _, words = heading[2].partition(":")
+            unit = SimpleNamespace(name=name.strip(), heading=words.strip(), where=f"{rel}:{line}",
+                                   before=text[heading.end():].strip(), after=[], parts={})
+            if heading[1] == "##":
+                section, parts = unit, units
             elif section is None:
                 raise stages.CourseError(f"{unit.where}: a ### part heading before any ## "
                                          "section heading")
@@ -95,9 +85,9 @@ def read_prose(i, root):
                 parts = section.parts
             if unit.name in parts:
                 raise stages.CourseError(f'{unit.where}: "{unit.name}" has prose twice')
+            if not unit.before:
+                raise stages.CourseError(f'{unit.where}: "{unit.name}" has no prose')
             parts[unit.name] = unit
-            if parts is units:
-                section = unit
         elif unit is None:
             goal.append(text)
         elif kind == "code" and not text.startswith("# notebook-only:"):
@@ -117,13 +107,13 @@ def check_prose(i, units, goal, section_names):
     if not goal:
         raise stages.CourseError(f"{rel}: no goal paragraph under the title")
     for name in [*section_names, TRY_IT]:
-        if name not in units or not units[name].before:
+        if name not in units:
             raise stages.CourseError(f'{rel}: section "{name}" of {stages.STAGE_FILES[i]} has '
                                      "no prose")
 
 
 def section_parts(name, body, unit):
-    """[(prose Unit of a part or None, code)]: section `name`'s code cut where a part named in
+    """[(prose unit of a part or None, code)]: section `name`'s code cut where a part named in
     its prose starts. A part starts at a top-level line after a blank line, outside any
     statement, and is named by what it defines or assigns first."""
     lines = stages.split_lines(body)
@@ -173,8 +163,6 @@ def section_cells(i, name, body, unit, root):
                               if t), "prose")]
     for k, (part, code) in enumerate(section_parts(name, body, unit)):
         if part is not None:
-            if not part.before:
-                raise stages.CourseError(f'{part.where}: part "{part.name}" has no prose')
             text = f"### `{part.name}`" + (f": {part.heading}" if part.heading else "")
             text += f"\n\n{part.before}"
             if k > 0 or cells[-1].cell_type != "markdown":

@@ -42,6 +42,7 @@ DEMOS = _MADE["demo"]   # the stage itself, and attention on the current positio
 DEMO_STEPS = _DATA["demo_steps"]
 DEMO_SETTINGS = _DATA["demo_settings"]
 FACTORIAL = _DATA["factorial"]   # stage 3's attention x position embeddings, also at LONG
+FACTORIAL_TITLES = _DATA["factorial_titles"]   # its table's rows: the stage, then those three
 ABLATION_BY_NAME = {a.name: a for a in ABLATIONS + DEMOS}
 
 
@@ -231,14 +232,9 @@ def ablation_table(runs, jobs):
 
 def factorial_table(runs):
     """The 2 x 2 of stage 3: attention beyond the current position x position embeddings."""
-    models = [("stage3", "attention and position embeddings (stage 3)"),
-              ("s3_no_position", "attention, no position embeddings"),
-              ("s3_attention_current", "position embeddings, attention on the current "
-               "position only"),
-              ("s3_no_context", "neither: the next letter from the current one")]
     rows = []
     for steps in (SHORT, LONG):
-        for name, title in models:
+        for name, title in FACTORIAL_TITLES.items():
             group = "ladder" if name == "stage3" else "ablation"
             found = comparison(runs, name, steps) if group == "ablation" else None
             rows.append((steps, title, val_stats(runs, group, name, steps), found and found[2]))

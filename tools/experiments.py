@@ -1,24 +1,21 @@
 """Measure what each concept buys: the six stage scripts over seeds and budgets, ablations of
-stage 3 and of the full model, and the attention demo. Writes in benchmarks/experiments/
-results.json (every run: its job and settings, val loss, train loss of the last 50 steps,
-samples and how many are names of the data, wall time, and the SHA-256 of the script that ran
-and of its code, stages.script_code, which --check compares), then what it renders to through
-tools/experiments_report.py: figures.json (every figure prose quotes as {{exp:KEY}}), README.md
-(its tables), ladder.png, ablations.png, attention_demo.png and ablations/<name>.diff.
+stage 3 and of the full model, and the attention demo. Writes benchmarks/experiments/
+results.json (every run: its job, settings, losses, samples, wall time, and the SHA-256 of the
+script that ran and of its code, stages.script_code), then through tools/experiments_report.py
+what it renders to: figures.json (every figure prose quotes as {{exp:KEY}}), README.md,
+ladder.png, ablations.png, attention_demo.png and ablations/<name>.diff.
 
-It reads the stage scripts, data/names.txt, data/repeats.txt (the attention demo's strings
-written twice), tools/attention_probe.py (appended to the demo's script) and the ablations of
+Reads the stage scripts, data/names.txt, data/repeats.txt (the attention demo's strings written
+twice), tools/attention_probe.py (appended to the demo's script) and
 tools/templates/ablations.toml. A job runs a copy of a stage script (an ablation: with exact
-text edits) as a subprocess in a temporary directory, two at a time, in the order of plan().
+text edits) in a temporary directory, two at a time, in the order of plan().
 
     python tools/experiments.py           # run every job not yet recorded, then render (hours;
-                                          # stop it any time and run it again: each run is
-                                          # written to results.json as it ends)
-    python tools/experiments.py --plan    # the jobs still to run and an estimate of the time
+                                          # resumable: each run is kept as it ends)
+    python tools/experiments.py --plan    # list the jobs still to run
     python tools/experiments.py --render  # only rewrite the files results.json renders to
-    python tools/experiments.py --check   # run and write nothing; exit 1 if results.json
-                                          # measured other code or settings, or a file differs
-                                          # from what results.json renders to
+    python tools/experiments.py --check   # write nothing; exit 1 if results.json measured
+                                          # other code or settings, or a file is stale
 """
 import argparse
 import concurrent.futures
@@ -42,9 +39,6 @@ DATA = stages.ROOT / "data" / "names.txt"
 DEMO_DATA = stages.ROOT / "data" / "repeats.txt"   # the attention demo's strings written twice
 PROBE = Path(__file__).with_name("attention_probe.py")
 WORKERS = 2   # runs at a time
-# Rough wall seconds per training step of each stage, run alone on the 2-core machine, for --plan
-SECONDS_PER_STEP = {0: 0.0001, 1: 0.0045, 2: 0.016, 3: 0.025, 4: 0.029, 5: 0.030}
-SECONDS_PER_RUN = 5   # start-up, evaluation on 300 names, 50 samples
 
 
 def data_split():
@@ -55,11 +49,8 @@ def data_split():
 
 
 def plan(num_train=None):
-    """Every job, in the order they run: the ladder at SHORT (and stage 0 for one epoch of
-    num_train steps), the full model's ablations at SHORT, the ladder at LONG (not stage 2: it
-    computes what stage 1 computes, to 1e-9 in tests/test_math.py), the full model and its
-    ablations at ABLATION_LONG, then at LONG, stage 3's factorial at LONG, the attention demo,
-    and stage 3's ablations at SHORT."""
+    """Every job, in the order they run. Stage 2 is not run at LONG: it computes what stage 1
+    computes, to 1e-9 in tests/test_math.py."""
     num_train = num_train or data_split()[2]
     ladder = lambda numbers, steps: [Job("ladder", f"stage{k}", k, steps, seed)
                                      for k in numbers for seed in SEEDS]
@@ -96,15 +87,10 @@ def sha256_text(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@functools.cache
 def code_sha256(text):
     """SHA-256 of what a script computes: a comment or docstring edit leaves it alone."""
     return sha256_text(stages.script_code(text))
-
-
-@functools.cache
-def job_code_sha256(group, name, stage):
-    """code_sha256 of the script that jobs of (group, name, stage) run today."""
-    return code_sha256(job_script(Job(group, name, stage, 0, 0))[1])
 
 
 def parse_output(out, demo=False):
@@ -178,28 +164,21 @@ def fresh_runs(runs, jobs):
     """The runs that measured a job of the plan with today's code and settings."""
     jobs = set(jobs)
     return [run for run in runs if (job := job_of(run)) in jobs
-            and run["code_sha256"] == job_code_sha256(job.group, job.name, job.stage)
+            and run["code_sha256"] == code_sha256(job_script(job)[1])
             and run["settings"] == job_settings(job)]
-
-
-def pending(jobs):
-    """(fresh runs recorded, jobs of the plan still to run)."""
-    runs = fresh_runs(load_results()["runs"] if RESULTS.exists() else [], jobs)
-    done = set(map(job_of, runs))
-    return runs, [job for job in jobs if job not in done]
 
 
 def run_plan(dry=False):
     """Run the jobs of the plan not recorded yet, saving each run as it ends (dry: list them)."""
     train_names, data_names, num_train = data_split()
     jobs = plan(num_train)
-    runs, todo = pending(jobs)
-    seconds = [SECONDS_PER_STEP[job.stage] * job.steps * (1 + ("--n_layer=2" in job_settings(job)))
-               + SECONDS_PER_RUN for job in todo]
-    for job, estimate in zip(todo, seconds) if dry else []:
-        print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}  ~{estimate:.0f} s")
-    print(f"{len(runs)} of {len(jobs)} jobs recorded; {len(todo)} to run, {WORKERS} at a time: "
-          f"about {sum(seconds) / WORKERS / 60:.0f} minutes if nothing else runs", flush=True)
+    runs = fresh_runs(load_results()["runs"] if RESULTS.exists() else [], jobs)
+    done = set(map(job_of, runs))
+    todo = [job for job in jobs if job not in done]
+    for job in todo if dry else []:
+        print(f"{job.name:<18} {job.steps:>6} steps  seed {job.seed}")
+    print(f"{len(runs)} of {len(jobs)} jobs recorded; {len(todo)} to run, {WORKERS} at a time",
+          flush=True)
     if dry:
         return
     start = time.perf_counter()

@@ -358,12 +358,10 @@ def ladder_figure(runs, jobs, num_train, plt):
         error_bars(ax, [(stage + offset, s) for stage in range(len(stages.STAGE_FILES))
                         if (s := val_stats(runs, "ladder", f"stage{stage}", steps))],
                    fmt=marker, label=name, color=color)
-    ax.set_xticks(range(len(stages.STAGE_FILES)))
-    ax.set_xticklabels([f"{k}\n{stages.CONCEPTS[k]}" for k in range(len(stages.STAGE_FILES))],
-                       fontsize=7)
-    ax.set_xlabel("stage")
-    ax.set_ylabel("val loss (nats per character)")
-    ax.set_title(f"Val loss by stage and budget: mean, bars = min-max over {len(SEEDS)} seeds")
+    ax.set_xticks(list(stages.CONCEPTS), [f"{k}\n{c}" for k, c in stages.CONCEPTS.items()],
+                  fontsize=7)
+    ax.set(xlabel="stage", ylabel="val loss (nats per character)",
+           title=f"Val loss by stage and budget: mean, bars = min-max over {len(SEEDS)} seeds")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -380,11 +378,11 @@ def ablations_figure(runs, jobs, num_train, plt):
                    fmt="os^"[b % 3], label=f"{steps:,} steps",
                    color={SHORT: "C0", LONG: "C1"}.get(steps, "C2"))   # as in the ladder
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(FULL_ABLATIONS)))
-    ax.set_yticklabels([a.title.split(" (")[0] for a in FULL_ABLATIONS], fontsize=8)
+    ax.set_yticks(range(len(FULL_ABLATIONS)), [a.title.split(" (")[0] for a in FULL_ABLATIONS],
+                  fontsize=8)
     ax.set_ylim(len(FULL_ABLATIONS) - 0.5, -0.5)   # the first ablation on top
-    ax.set_xlabel("val loss, ablated minus full model (nats per character)")
-    ax.set_title("Ablations of stage 5: mean difference, bars = per-seed range")
+    ax.set(xlabel="val loss, ablated minus full model (nats per character)",
+           title="Ablations of stage 5: mean difference, bars = per-seed range")
     ax.grid(axis="x", alpha=0.3)
     if budgets:
         ax.legend(fontsize=8)
@@ -400,12 +398,13 @@ def demo_figure(runs, jobs, num_train, plt):
     grid = [row[:k + 1] + [math.nan] * (len(row) - k - 1)
             for k, row in enumerate(run["attention"]["grid"])]
     length = run["attention"]["length"]
-    labels = ["BOS"] + [f"x{k + 1}" for k in range(length)] + [f"x{k + 1}'" for k in range(length)]
+    labels = [f"{k}:{t}" for k, t in enumerate(["BOS"] + [f"x{k + 1}" for k in range(length)]
+                                               + [f"x{k + 1}'" for k in range(length)])]
     image = left.imshow(grid, cmap="viridis", vmin=0, vmax=1)
-    left.set_xticks(range(len(labels)), [f"{k}:{t}" for k, t in enumerate(labels)], fontsize=8)
-    left.set_yticks(range(len(labels)), [f"{k}:{t}" for k, t in enumerate(labels)], fontsize=8)
-    left.set_xlabel("key: the position attended to")
-    left.set_ylabel("query: the position predicting the next letter")
+    left.set_xticks(range(len(labels)), labels, fontsize=8)
+    left.set_yticks(range(len(labels)), labels, fontsize=8)
+    left.set(xlabel="key: the position attended to",
+             ylabel="query: the position predicting the next letter")
     left.set_title(f"Stage 3 on 'abcabc' strings (seed {run['seed']}): attention weights",
                    fontsize=9)
     fig.colorbar(image, ax=left, label="weight, mean over 300 strings")

@@ -1,10 +1,9 @@
 # === attention probe (appended by tools/experiments.py to the attention demo's runs) ===
-# Not a tool: appended to a copy of train3_single_head.py trained on data/repeats.txt (strings
-# of L letters written twice), it records the weights of the softmax inside attention (the only
-# softmax gpt() calls) on every held-out string and prints 'attention: {json}': grid (each query
-# row's mean weights over the key positions), lookback (the positions L..2L-1, whose next letter
-# copies the one at pos_id + 1 - L), max_weight (a lookback row's largest weight) and on_match
-# (its weight on the matching position), both means over rows and strings.
+# Not a tool: after train3_single_head.py trained on data/repeats.txt (L letters written twice),
+# it records attention's softmax (the only one gpt() calls) on the held-out strings and prints
+# 'attention: {json}': grid (each query's mean weights), lookback (queries L..2L-1, whose next
+# letter copies the one at pos_id + 1 - L), max_weight and on_match (their largest weight and
+# their weight on that letter, means over rows and strings).
 import json as _json
 
 _script_softmax = softmax

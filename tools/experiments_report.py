@@ -88,9 +88,8 @@ def ladder_runs(runs, stage, steps):
 
 
 def comparison(runs, name, steps):
-    """(ablated Stats, full-model Stats, Stats of the per-seed differences, verdict) or None.
-    Differences pair the seeds (same seed, same data order); the verdict says whether the
-    ablation's seed range and the full model's do not overlap."""
+    """(ablated Stats, full-model Stats, Stats of the per-seed differences, verdict: whether the
+    seed ranges do not overlap) or None."""
     demo = name in (d.name for d in DEMOS)
     ablated = val_by_seed(runs, "demo" if demo else "ablation", name, steps)
     full = (val_by_seed(runs, "demo", DEMOS[0].name, steps) if demo else
@@ -116,11 +115,9 @@ def demo_floor(length):
 
 
 def quotes(results):
-    """{key: text} of every figure prose may quote: 'ladder.s3.1000' -> '2.424 nats' (the mean
-    over seeds), '.choices' -> '11.3' (e to the loss: effective choices per letter), '.spread'
-    -> '± 0.006 over 3 seeds'; 'samples.s5.1000' -> '33% of 150 samples are training names';
-    'ablation.no_position.10000' -> '+0.026 nats, worse on every seed' (the paired difference
-    to its stage), '.val' -> its val loss; 'demo.max_weight' -> '0.93' (min over seeds: '.min')."""
+    """{key: text} of every figure prose may quote, e.g. 'ladder.s3.1000' (mean over seeds),
+    '.choices' (e to that), '.spread'; 'samples.s5.1000'; 'ablation.no_position.10000' (the
+    paired difference to its stage), '.val'; 'demo.max_weight', '.min'."""
     runs, out = results["runs"], {}
     for stage in range(len(stages.STAGE_FILES)):
         for steps in sorted({r["num_steps"] for r in runs if r["stage"] == stage}):
@@ -163,14 +160,14 @@ def figures_json(results, jobs):
     for job in jobs:
         if job.group == "ladder":
             key = f"s{job.stage}.{job.steps}"
-            planned |= {f"ladder.{key}{field}" for field in ("", ".choices", ".spread")}
-            planned.add(f"samples.{key}")
-            continue
+            planned |= {f"ladder.{key}", f"ladder.{key}.choices", f"ladder.{key}.spread",
+                        f"samples.{key}"}
+        else:
+            planned |= {f"ablation.{job.name}.{job.steps}", f"ablation.{job.name}.{job.steps}.val"}
         if job.group == "demo":
             planned |= {f"demo.{field}" for field in ("max_weight", "max_weight.min", "on_match",
                                                       "on_match.min", "floor", "length",
                                                       f"val.{job.name}")}
-        planned |= {f"ablation.{job.name}.{job.steps}", f"ablation.{job.name}.{job.steps}.val"}
     quoted = quotes(results)
     data = {"generated": f"by {TOOL} --render from results.json; do not edit: rerun the tool",
             "budgets": {"SHORT": SHORT, "LONG": LONG, "ABLATION_LONG": ABLATION_LONG},
@@ -278,12 +275,14 @@ def runtime_table(runs):
 
 
 def notes(runs, jobs):
-    """The paragraphs under the ladder, the ablations and the demo ('' when they do not apply),
-    and the list of the jobs not measured yet."""
-    one, two = (val_by_seed(runs, "ladder", f"stage{k}", SHORT) for k in (1, 2))
-    same = ", ".join(str(s) for s in sorted(one) if s in two and one[s] == two[s])
-    out = {"ladder_note": stages.template(TEMPLATE, "ladder_note", seeds=same or "none",
-                                          long=f"{LONG:,}"), "sgd_note": "", "demo_note": ""}
+    """The paragraphs under the ladder (when stage 2 is not run at LONG), the ablations and the
+    demo ('' when they do not apply), and the list of the jobs not measured yet."""
+    out = {"ladder_note": "", "sgd_note": "", "demo_note": ""}
+    if not val_stats(runs, "ladder", "stage2", LONG):   # the ladder's † cell
+        one, two = (val_by_seed(runs, "ladder", f"stage{k}", SHORT) for k in (1, 2))
+        same = ", ".join(str(s) for s in sorted(one) if s in two and one[s] == two[s])
+        out["ladder_note"] = stages.template(TEMPLATE, "ladder_note", seeds=same or "none",
+                                             long=f"{LONG:,}")
     sgd, four = val_by_seed(runs, "ablation", "sgd", SHORT), val_by_seed(runs, "ladder",
                                                                          "stage4", SHORT)
     if both := sorted(set(sgd) & set(four)):
@@ -311,19 +310,15 @@ def notes(runs, jobs):
 def readme(results, jobs, num_train):
     """The text of README.md: the template's page with every table filled in."""
     runs = results["runs"]
-    ladder = ladder_table(runs, jobs, num_train)
-    filled = notes(runs, jobs)
-    if "not run: the same as stage 1" not in ladder:
-        filled["ladder_note"] = ""
     return stages.template(
         TEMPLATE, "page", seeds=", ".join(map(str, SEEDS)), num_samples=NUM_SAMPLES,
         seed=SEEDS[0], machine=stages.machine_line(results["machine"]), short=f"{SHORT:,}",
-        long=f"{LONG:,}", epoch=f"{num_train:,}", ladder_rows=ladder,
+        long=f"{LONG:,}", epoch=f"{num_train:,}", ladder_rows=ladder_table(runs, jobs, num_train),
         ablation_rows=ablation_table(runs, jobs), factorial_rows=factorial_table(runs),
         demo_steps=f"{DEMO_STEPS:,}", demo_settings=" ".join(DEMO_SETTINGS),
         demo_rows=demo_table(runs), sample_rows=samples_table(runs, jobs),
         runtime_rows=runtime_table(runs), runs=len(runs),
-        hours=f"{sum(r['wall_s'] for r in runs) / 3600:.1f}", **filled) + "\n"
+        hours=f"{sum(r['wall_s'] for r in runs) / 3600:.1f}", **notes(runs, jobs)) + "\n"
 
 
 def ablation_diff(ablation):

@@ -339,11 +339,9 @@ def script_code(text):
     those leaves its measurements fresh."""
     tree = ast.parse(text)
     for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        first = body[0] if isinstance(body, list) and body else None
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                and isinstance(first.value.value, str):
-            node.body = body[1:] or [ast.Pass()]
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:] or [ast.Pass()]
     return ast.dump(tree)
 
 
@@ -381,18 +379,18 @@ FENCE = re.compile(r"^```(\w*)\s*$")
 
 
 def parse_prose(text, where):
-    """(title, teaches, [(kind, text, line)]) of a prose file of notebooks/prose/: its first line
-    '# title', one line 'Teaches: ...' before the first heading, then in order the code of each
-    ```python block ('code') and the Markdown between ('md', stripped), cut before each ## or ###
-    heading and at a line `<!-- after -->` (dropped); line: the number of an item's first line."""
+    """(title, teaches, [(kind, text, line)]) of a prose file of notebooks/prose/: '# title', one
+    'Teaches: ...' line, then in order each ```python block ('code') and the Markdown between
+    ('md', stripped), cut before each ## or ### heading and at a line `<!-- after -->` (dropped);
+    line: the number of an item's first line."""
     lines = split_lines(text)
     if not lines or not lines[0].startswith("# "):
         raise CourseError(f"{where}: the first line must be the # title")
     items, md, code, teaches = [], [], None, []   # md: (number, line) pairs
 
     def flush():
-        if "".join(line for _, line in md).strip():
-            items.append(("md", "".join(line for _, line in md).strip(), md[0][0]))
+        if chunk := "".join(line for _, line in md).strip():
+            items.append(("md", chunk, md[0][0]))
         md.clear()
     for number, line in enumerate(lines[1:], 2):
         fence = FENCE.match(line)
@@ -431,8 +429,7 @@ def code_sources(cells):
 
 
 def new_notebook(cells, microgpt):
-    """A notebook of nbformat cells with the metadata of every course notebook; `microgpt` is
-    what the tool that builds it records (its name, sources, source hash, ...)."""
+    """A notebook of nbformat cells with the course's metadata and the tool's record `microgpt`."""
     import nbformat
     return nbformat.v4.new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -508,7 +505,6 @@ def execute_notebook(nb, cwd, overrides=None, settings=None, timeout=1800, env=o
     `env`. overrides {name: value text} rewrite the line `name = ...` of the first cell that
     starts with `settings`, as a learner would edit the settings."""
     import copy
-
     from nbclient import NotebookClient
     nb = copy.deepcopy(nb)
     cells = [cell for cell in nb.cells if settings and cell.source.startswith(settings)]

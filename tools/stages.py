@@ -304,9 +304,6 @@ FIGURE_KEY = re.compile(r"\{\{exp:([^{}]+)\}\}")
 def read_figures():
     """figures.json: {'budgets': {name: steps}, 'figures': {key: text}, 'not_measured': [key]}."""
     import json
-    if not FIGURES_FILE.is_file():
-        raise CourseError(f"{FIGURES_FILE.relative_to(ROOT)} is missing: run python "
-                          "tools/experiments.py --render")
     return json.loads(FIGURES_FILE.read_text(encoding="utf-8"))
 
 
@@ -375,9 +372,6 @@ def template(name, part, **values):
     return TEMPLATE_SLOT.sub(fill, text + "\n")[:-1]
 
 
-FENCE = re.compile(r"^```(\w*)\s*$")
-
-
 def parse_prose(text, where):
     """(title, teaches, [(kind, text, line)]) of a prose file of notebooks/prose/: '# title', one
     'Teaches: ...' line, then in order each ```python block ('code') and the Markdown between
@@ -393,7 +387,7 @@ def parse_prose(text, where):
             items.append(("md", chunk, md[0][0]))
         md.clear()
     for number, line in enumerate(lines[1:], 2):
-        fence = FENCE.match(line)
+        fence = re.match(r"```(\w*)\s*$", line)
         if code is not None and fence:
             items.append(("code", "".join(code[1:]).rstrip("\n"), code[0]))
             code = None

@@ -463,8 +463,7 @@ def outputs_kept(nb, old):
 
 
 def notebook_problems(nb, path, name):
-    """How the notebook at `path` differs from nb, a fresh build without outputs: one line each,
-    starting with `name` (none: it is fresh)."""
+    """One line `name`: ... for each way the notebook at `path` differs from nb, a fresh build."""
     old = read_notebook(path)
     if old is None:
         return [f"{name}: missing"]
@@ -483,8 +482,7 @@ def notebook_problems(nb, path, name):
 
 
 def outputs_for(nb, path, execute=False):
-    """(nb with outputs, a note): those of the notebook at `path` if they came from nb's code,
-    else with `execute` those of a run (run_for_outputs), else none."""
+    """(nb with outputs, a note): those kept from the notebook at `path`, or run if `execute`."""
     kept = outputs_kept(nb, read_notebook(path))
     if kept is not None:
         return kept, "outputs kept"

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -241,9 +242,13 @@ FOUND = {{'fork': attempt(fork), 'uid': attempt(os.getuid),
 """
     probes = ("def probe_spy(ns):\n"
               "    return [(k, 0, lambda v=v: v) for k, v in ns['FOUND'].items()]\n")
-    answer, reason = grade.run_job({"context": [], "code": code, "probes": probes,
-                                    "name": "spy"},
-                                   {"timeout": 10, "memory_mb": 1024, "isolated": True})
+    job = {"context": [], "probes": probes, "name": "spy", "exercise": "0.0", "defines": [],
+           "kind": "py"}
+    with tempfile.TemporaryFile() as submission:   # the code as the tagged cell of a .py export
+        submission.write(f"# %% exercise 0.0\n{code}".encode())
+        submission.flush()
+        answer, reason = grade.run_job(job, {"timeout": 10, "memory_mb": 1024, "isolated": True},
+                                       submission.fileno())
     assert reason is None and answer["cell"] is None, (reason, answer)
     found = {label: case["value"] for label, case in answer["cases"].items()}
     assert found["fork"] == "BlockingIOError"   # the process limit holds

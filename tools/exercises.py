@@ -30,6 +30,7 @@ TOOL = "tools/exercises.py"
 OUT_DIR = "notebooks/exercises"
 CHECKS_DIR = ROOT / OUT_DIR / "checks"   # course material: helpers.py, visible.py, probes.py
 CELLS = "exercise_cells.py"   # tools/templates/: the code written around the course's own
+COMPANIONS = [name[:-len(".py")] + ".ipynb" for name in stages.STAGE_FILES]   # notebooks/
 GRADER_SECTIONS = ("training", "evaluation", "sampling")   # never run by the grader
 REQUIRED = {"id", "stage", "name", "title", "minutes", "goal", "instructions", "target"}
 OPTIONAL = {"points": 10, "defines": [], "asks": "", "together": False, "wrong": [], "right": []}
@@ -65,10 +66,6 @@ def stage_exercises(stage):
 
 def handout_name(stage):
     return "exercises" + stages.STAGE_FILES[stage][len("train"):-len(".py")] + ".ipynb"
-
-
-def companion_name(stage):
-    return stages.STAGE_FILES[stage][:-len(".py")] + ".ipynb"
 
 
 def top_level(path):
@@ -197,27 +194,6 @@ def exercise_cells(exs, source, section):
     return cells
 
 
-def edits(text, exs, regions, modes):
-    """(text with every region it holds replaced, [(line, exercise, target index)]): the 1-based
-    line of each edit in the new text. The call of an extracted function that a later region
-    swallowed takes that region's line."""
-    done = []
-    for ex in exs:
-        for k, target in enumerate(ex.targets):
-            if regions[ex.id, k] in text:
-                new = target.call + "\n" if target.kind == "extract" else \
-                    written(ex, target, regions[ex.id, k], modes[ex.id])
-                done.append((new, ex, k))
-                text = text.replace(regions[ex.id, k], new)
-    placed = []
-    for n, (_, ex, k) in enumerate(done):
-        at = next((text.find(new) for new, *_ in done[n:] if new in text), -1)
-        if at < 0:
-            raise CourseError(f"exercise {ex.id}: its edit is lost from the handout's cell")
-        placed.append((text[:at].count("\n") + 1, ex, k))
-    return text, placed
-
-
 def split_top_level(text, line_numbers):
     """[(chunk, is_marked, first, last)]: a cell's code cut so that each top-level statement
     holding one of the (1-based) line numbers is a chunk of its own, lines first..last."""
@@ -236,27 +212,34 @@ def split_top_level(text, line_numbers):
             for a, b, m in pieces if "".join(lines[a:b]).strip()]
 
 
-def script_cells(text, section, exs, regions, modes):
-    """The handout cells of one script cell of the companion. A top-level statement holding a
-    stubbed region is an exercise cell, with its exercises' extracted functions; an exercise
-    that only extracts gets a cell before the statement that calls its first function."""
-    text, placed = edits(text, exs, regions, modes)
-    if not placed:
+def script_cells(source, section, exs, regions, modes):
+    """A script cell's handout cells: an exercise that only extracts gets a cell before it; a
+    statement holding a stubbed region is an exercise cell, with its exercises' extractions."""
+    text, cells, stubs, edits = source, [], [], 0
+    for ex in exs:
+        for k, target in enumerate(ex.targets):
+            region = regions[ex.id, k]
+            edits += region in text
+            if region in text and target.kind != "extract":
+                stubs.append((written(ex, target, region, modes[ex.id]), ex))
+                text = text.replace(region, stubs[-1][0])
+            elif region in text:
+                text = text.replace(region, target.call + "\n")
+                if k == 0 and {t.kind for t in ex.targets} == {"extract"}:
+                    functions = extracted(ex, regions, modes[ex.id])
+                    cells += exercise_cells([ex], "\n\n".join(functions), section)
+    if not edits:
         return [code(text, {"source": "script", "section": section})]
-    cells = []
-    for chunk, is_exercise, first, last in split_top_level(
-            text, [line for line, ex, k in placed if ex.targets[k].kind != "extract"]):
-        inside = [(ex, k) for line, ex, k in placed if first <= line <= last]
-        if is_exercise:
-            owners = list({ex.id: ex for ex, _ in inside}.values())
-            functions = [f for ex in owners for f in extracted(ex, regions, modes[ex.id])]
-            cells += exercise_cells(owners, "\n\n".join([chunk, *functions]), section)
+    if any(new not in text for new, _ in stubs):
+        raise CourseError(f"{section}: an exercise's stub is lost from the handout's cell")
+    stubs = [(text[:text.find(new)].count("\n") + 1, ex) for new, ex in stubs]
+    for chunk, is_exercise, first, last in split_top_level(text, [line for line, _ in stubs]):
+        if not is_exercise:
+            cells.append(code(chunk, {"source": "script", "section": section}))
             continue
-        for ex, k in inside:
-            if k == 0 and {t.kind for t in ex.targets} == {"extract"}:
-                functions = extracted(ex, regions, modes[ex.id])
-                cells += exercise_cells([ex], "\n\n".join(functions), section)
-        cells.append(code(chunk, {"source": "script", "section": section}))
+        owners = list({ex.id: ex for line, ex in stubs if first <= line <= last}.values())
+        functions = [f for ex in owners for f in extracted(ex, regions, modes[ex.id])]
+        cells += exercise_cells(owners, "\n\n".join([chunk, *functions]), section)
     return cells
 
 
@@ -273,12 +256,12 @@ HEADER_DROPPED = ("[![Open In Colab]", "*Generated by", "**What changed", "**How
 
 def load_companion(stage):
     """A stage's companion notebook, each source one string; CourseError if it is stale."""
-    nb = json.loads((ROOT / "notebooks" / companion_name(stage)).read_text(encoding="utf-8"))
+    nb = json.loads((ROOT / "notebooks" / COMPANIONS[stage]).read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         cell["source"] = "".join(cell["source"])
     if "".join(c["source"] for c in nb["cells"] if c["metadata"]["microgpt"].get("source")
                == "script") != stages.read_stage(stage):
-        raise CourseError(f"{companion_name(stage)} is not {stages.STAGE_FILES[stage]}: run "
+        raise CourseError(f"{COMPANIONS[stage]} is not {stages.STAGE_FILES[stage]}: run "
                           "python tools/make_notebooks.py first")
     return nb
 
@@ -329,7 +312,7 @@ def notebook_cells(cell, header, exs):
 def intro_cell(stage):
     exs = stage_exercises(stage)
     return stages.template(
-        "handout_intro.md", "intro", tool=TOOL, companion=companion_name(stage), stage=stage,
+        "handout_intro.md", "intro", tool=TOOL, companion=COMPANIONS[stage], stage=stage,
         concept=stages.concept(stage), total=sum(ex.minutes for ex in exs),
         badge=f"[![Open In Colab]({stages.COLAB_BADGE})]"
               f"({stages.colab_url(f'{OUT_DIR}/{handout_name(stage)}')})",
@@ -338,9 +321,8 @@ def intro_cell(stage):
 
 
 def build_handout(stage, mode="stub", solved=()):
-    """The handout notebook (a dict) of a stage. mode: 'stub' (students), 'solution'
-    (reference filled in) or 'nbgrader' (solutions between BEGIN/END SOLUTION markers); the
-    exercises in `solved` get their solution whatever the mode (the grader's context)."""
+    """A stage's handout (a dict), its exercises written() in `mode` (those in `solved`, in
+    'solution' mode whatever the mode: the grader's context)."""
     nb = load_companion(stage)
     exs = stage_exercises(stage)
     modes = {ex.id: "solution" if ex.id in solved else mode for ex in exs}
@@ -357,9 +339,9 @@ def build_handout(stage, mode="stub", solved=()):
     for k, cell in enumerate(cells):
         cell["id"] = f"cell-{k:03d}"
     nb["cells"] = cells
-    nb["metadata"]["microgpt"] = {"generated_by": TOOL, "companion": f"notebooks/"
-                                  f"{companion_name(stage)}", "stage": stage,
-                                  "exercises": [ex.id for ex in exs], "mode": mode}
+    nb["metadata"]["microgpt"] = {"generated_by": TOOL, "stage": stage, "mode": mode,
+                                  "companion": f"notebooks/{COMPANIONS[stage]}",
+                                  "exercises": [ex.id for ex in exs]}
     return nb
 
 
@@ -368,16 +350,14 @@ def dumps(nb):
 
 
 def grader_context(stage, ex_id):
-    """[(label, source)]: the handout's code the grader runs before a student's for exercise
-    ex_id: its code cells but GRADER_SECTIONS', tiny settings after the settings, the stage's
-    other exercises solved (a probe calls the real collaborators)."""
+    """[(label, source)] the grader runs before exercise ex_id's cell: the handout's code but
+    GRADER_SECTIONS, tiny settings, the stage's other exercises solved (for the probes)."""
     parts = []
     others = {ex.id for ex in stage_exercises(stage)} - {ex_id}
     for cell in build_handout(stage, "stub", solved=others)["cells"]:
         meta = cell["metadata"]["microgpt"]
         kind, section = meta.get("source"), meta.get("section", "")
-        if cell["cell_type"] == "code" and (kind == "exercise" or kind == "script"
-                                            and section not in GRADER_SECTIONS):
+        if kind == "exercise" or kind == "script" and section not in GRADER_SECTIONS:
             parts.append((section, cell["source"]))
             if kind == "script" and section == "settings":
                 parts.append(("tiny settings", TINY[stage]))

@@ -6,16 +6,12 @@
 Writes: DIR/grades.csv (per student: points per exercise, total), DIR/feedback.csv (per student
 and exercise: points and why; each file not graded and why) and DIR/summary.txt (printed too),
 in FOLDER/grades by default (grades-2, ... if a submission took the name).
-Reads: the exercises and handouts as tools/exercises.py builds them (the grader's context, the
-reference solution), tools/exercise_checks/ (runner.py: what a sandbox runs; compare.py: how
-answers compare) and notebooks/exercises/checks/ (probes.py: what a sandbox asks; helpers.py:
-its patched()).
-
+Reads: the exercises and handouts as tools/exercises.py builds them, tools/exercise_checks/
+(runner.py: what a sandbox runs; compare.py: how answers compare) and the probes,
+notebooks/exercises/checks/probes.py (with helpers.py's patched()).
 This process never reads a submission nor runs student code: per student and exercise, a fresh
-bubblewrap sandbox (uid 65534, no network, no other process, no file but Python and the data,
-limits on CPU, memory, file size and processes, a wall-clock timeout) gets the file as an open
-descriptor, runs the exercise's cell after the handout's code, then the probe, and prints plain
-data; this process compares it with the reference's answer. See notebooks/exercises/README.md.
+bubblewrap sandbox (notebooks/exercises/README.md) runs the exercise's cell and the probe and
+prints plain data, which this process compares with the reference's answer.
 """
 import argparse
 import contextlib
@@ -56,15 +52,13 @@ SUFFIXES = (".ipynb", ".py")   # in any case: Bob.IPYNB is a notebook too
 # --- the sandbox -----------------------------------------------------------------------------
 
 def sandbox_command(isolated, names_fd):
-    """The command that runs RUNNER: in bubblewrap namespaces (with the file open as names_fd
-    copied to data/names.txt), or, not isolated, as it is."""
+    """The command that runs RUNNER, in bubblewrap (names_fd becomes data/names.txt) or not."""
     python = [SANDBOX_PYTHON, "-I", "-S", "-c", RUNNER]
     if not isolated:
         return python
-    if os.geteuid() == 0 and not LAUNCHER:   # without a user namespace, so RUNNER becomes
-        users = []                              # uid 65534 outside it too (a fork limit holds)
-    else:
-        users = ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    # root: no user namespace, so RUNNER becomes uid 65534 outside it too (a fork limit holds)
+    users = [] if os.geteuid() == 0 and not LAUNCHER else \
+        ["--unshare-user", "--uid", "65534", "--gid", "65534"]
     cmd = LAUNCHER + ["bwrap", *users, "--unshare-ipc", "--unshare-pid", "--unshare-net",
                       "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
                       "--new-session", "--ro-bind", "/usr", "/usr"]
@@ -110,7 +104,7 @@ def isolation_problem():
 
 def read_bounded(fd, limit, deadline):
     """(bytes, None) read up to end of file, or (None, 'oversized' / 'timeout')."""
-    chunks, size = [], 0
+    data = bytearray()
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -119,10 +113,9 @@ def read_bounded(fd, limit, deadline):
             continue
         chunk = os.read(fd, 1 << 16)
         if not chunk:
-            return b"".join(chunks), None
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
+            return bytes(data), None
+        data += chunk
+        if len(data) > limit:
             return None, "oversized"
 
 
@@ -132,9 +125,9 @@ def feed(stream, data):
         stream.close()
 
 
-def run_job(job, settings, fd=None):
-    """Run one job (context, probes, exercise; the submission open as fd, or job["code"]) in a
-    fresh sandbox: (answer dict, None) or (None, the reason for 0 points)."""
+def run_job(job, settings, fd):
+    """Run one job (context, probes, exercise) on the submission open as fd in a fresh sandbox:
+    (answer dict, None) or (None, the reason for 0 points)."""
     payload = json.dumps(dict(job, memory_mb=settings["memory_mb"], cpu_s=settings["timeout"],
                               isolated=settings["isolated"], fd=fd, max_bytes=MAX_SUBMISSION))
     folder = None if settings["isolated"] else tempfile.mkdtemp(prefix="grade-")
@@ -147,8 +140,7 @@ def run_job(job, settings, fd=None):
         proc = subprocess.Popen(sandbox_command(settings["isolated"], names),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, cwd=folder,
-                                start_new_session=True,
-                                pass_fds=(names,) if fd is None else (names, fd))
+                                start_new_session=True, pass_fds=(names, fd))
         threading.Thread(target=feed, args=(proc.stdin, payload.encode()), daemon=True).start()
         # CPU time is limited to the timeout; the wall clock gets twice that, so a classmate's
         # busy sandbox on a shared core never pushes an honest one past its deadline
@@ -211,8 +203,7 @@ def load_probes():
 
 
 def jobs(stage):
-    """{exercise id: what its sandbox runs besides the submission}: the handout's code before
-    the exercise (exercises.grader_context), the probes, the names the cell must define."""
+    """{exercise id: what its sandbox runs besides the submission}."""
     probes = load_probes()
     return {ex.id: {"context": exercises.grader_context(stage, ex.id), "probes": probes,
                     "name": ex.name, "exercise": ex.id, "defines": ex.defines, "kind": "ipynb"}
@@ -237,9 +228,8 @@ def reference_answers(stage, jobs, settings):
 
 
 def grade_submission(path, jobs, references, settings):
-    """{exercise id: (points, reason)} for one file, which this process never reads: each
-    sandbox gets it as a descriptor (opened without following a link) and reads it under its
-    own limits. Any failure here scores the whole submission 0 with the reason."""
+    """{exercise id: (points, reason)} for one file, which each sandbox gets as a descriptor
+    (opened without following a link). Any failure here scores the whole submission 0."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as e:
@@ -275,11 +265,10 @@ def printable(text):
 
 
 def survey(folder, out_dir):
-    """(files to grade, [(name, why not)]): the regular .ipynb and .py files of the folder, one per
-    student (a notebook before a .py, then the newest); links, folders and other files are listed
-    with the reason, and nothing outside the folder is read."""
+    """(files to grade: one regular .ipynb or .py file per student, a notebook first, then the
+    newest; [(name, why not)] for the folder's other entries). Links are not followed."""
     chosen, skipped = {}, []
-    for entry in sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name)):
+    for entry in os.scandir(folder):   # in any order: both lists are sorted
         if os.path.abspath(entry.path) == os.path.abspath(out_dir):
             continue   # the reports of an earlier run
         suffix = os.path.splitext(entry.name)[1].lower()

@@ -1,7 +1,5 @@
-"""How a probe's cases are answered and compared with the reference's: one definition for
-tools/grade.py (which imports it), its sandboxes (which run this text before runner.py's) and
-nbgrader's hidden checks (tools/nbgrader_course.py copies these functions into them).
-"""
+"""How a probe's cases are answered and compared with the reference's, for tools/grade.py, its
+sandboxes (this text runs before runner.py's) and nbgrader's hidden checks (which copy it)."""
 # ruff: noqa: F821  (in a hidden check cell, helpers.py defines patched and expect)
 import json
 

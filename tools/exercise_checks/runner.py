@@ -39,20 +39,18 @@ MAX_CELLS = 10000   # a handout has about 100 cells
 def read_cells():
     """[(source, exercise ids or None)] for the code cells of the submitted .ipynb or .py file,
     read in linear time (a .py export is split at its cell markers)."""
-    chunks, size = [], 0
-    while chunk := os.pread(job["fd"], 1 << 20, size):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > job["max_bytes"]:
+    data = bytearray()
+    while chunk := os.pread(job["fd"], 1 << 20, len(data)):
+        data += chunk
+        if len(data) > job["max_bytes"]:
             raise ValueError(f'larger than {job["max_bytes"] >> 20} MB')
-    text = b"".join(chunks).decode("utf-8-sig", "replace")   # -sig: an editor's byte-order mark
+    text = data.decode("utf-8-sig", "replace")   # -sig: an editor's byte-order mark
     if job["kind"] == "py":
         parts = CELL_MARK.split(text, MAX_CELLS)   # text, marker, text, marker, text ...
         if len(parts) > 2 * MAX_CELLS:
             raise ValueError(f"{MAX_CELLS} cells or more")
-        return [(parts[0], None)] + [(parts[k + 1], re.findall(r"exercise\s+(\d+\.\d+)",
-                                                              parts[k]) or None)
-                                     for k in range(1, len(parts), 2)]
+        return [(parts[0], None)] + [(src, re.findall(r"exercise\s+(\d+\.\d+)", mark) or None)
+                                     for mark, src in zip(parts[1::2], parts[2::2])]
     cells = []
     nb_cells = json.loads(text).get("cells", [])
     if len(nb_cells) > MAX_CELLS:
@@ -100,13 +98,11 @@ class NoIPython:
 
 def keep_definitions(src, tree):
     """The source with every top-level statement but imports, functions and classes blanked."""
-    lines = src.split("\n")
-    keep = [False] * len(lines)
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
-            first = node.lineno - 1 - len(getattr(node, "decorator_list", []))
-            keep[first:node.end_lineno] = [True] * (node.end_lineno - first)
-    return "\n".join(line if keep[k] else "" for k, line in enumerate(lines))
+    kept = {k for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom,
+                                                         ast.FunctionDef, ast.ClassDef))
+            for k in range(node.lineno - 1 - len(getattr(node, "decorator_list", [])),
+                           node.end_lineno)}
+    return "\n".join(line if k in kept else "" for k, line in enumerate(src.split("\n")))
 
 
 def student_code(cells):
@@ -132,31 +128,25 @@ def student_code(cells):
 
 
 def answer():
-    if "code" in job:
-        code = job["code"]
-    else:
-        try:
-            cells = read_cells()
-        except BaseException as e:   # bad JSON, too big or too deep to parse, ...
-            return {"cell": f"cannot read the submission: {type(e).__name__}: {e}"[:300],
-                    "cases": {}}
-        try:
-            code = student_code(cells)
-        except LookupError as e:
-            return {"cell": str(e), "cases": {}}
-        except BaseException as e:
-            return {"cell": f"cannot parse your cell: {type(e).__name__}", "cases": {}}
-        del cells
+    try:
+        cells = read_cells()
+    except BaseException as e:   # bad JSON, too big or too deep to parse, ...
+        return {"cell": f"cannot read the submission: {type(e).__name__}: {e}"[:300], "cases": {}}
+    try:
+        code = student_code(cells)
+    except LookupError as e:
+        return {"cell": str(e), "cases": {}}
+    except BaseException as e:
+        return {"cell": f"cannot parse your cell: {type(e).__name__}", "cases": {}}
+    del cells
     sys.stdout = sys.stderr = open(os.devnull, "w")   # what the code prints is not kept
     sys.argv = ["stage.py"]
     ns = {"__name__": "__main__", "__file__": os.path.join(os.getcwd(), "stage.py"),
           "get_ipython": NoIPython}
     for label, src in job["context"]:
-        for stmt in ast.parse(src).body:
-            try:   # statements that need an unfinished exercise fail; the rest still defines
+        for stmt in ast.parse(src).body:   # a statement needing an unfinished exercise fails
+            with contextlib.suppress(BaseException):
                 exec(compile(ast.Module([stmt], []), f"<handout: {label}>", "exec"), ns)
-            except BaseException:
-                pass
     try:
         exec(compile(code, "submission.py", "exec"), ns)
     except BaseException as e:

@@ -90,9 +90,6 @@ def read_prose(i, root):
             parts[unit.name] = unit
         elif unit is None:
             goal.append(text)
-        elif kind == "code" and not text.startswith("# notebook-only:"):
-            raise stages.CourseError(f'{rel}:{line}: a notebook cell must start with '
-                                     '"# notebook-only:"')
         else:
             unit.after.append(cell(text, "prose" if kind == "md" else "notebook-only"))
     return title, "\n\n".join(goal), units, teaches
@@ -208,8 +205,7 @@ def setup_source(i):
 
 
 def result_cells(i):
-    """The "Result" cells after stage i's script: its val loss in nats and in effective
-    choices, next to the previous stage's committed run."""
+    """The "Result" cells after stage i's script, beside the previous stage's committed run."""
     seeds = stages.template(TEXT, "seeds", stage=i)
     if i == 0:
         return [cell(stages.template(TEXT, "result_first", seeds=seeds), "prose"),
@@ -232,8 +228,7 @@ def read_toml(name):
 
 def try_it_spec(i):
     """(title, edits, settings of both runs, extra settings of the changed copy) of stage i's
-    try-it cell (tools/templates/try_it.toml); edits: exact (old, new) text edits of the
-    script, or None (a script runs beside this one instead)."""
+    try-it cell; edits: (old, new) text pairs, or None (a script runs beside this one)."""
     spec = read_toml("try_it.toml")[f"stage{i}"]
     if "ablation" in spec:
         ablations = read_toml("ablations.toml")
@@ -287,9 +282,8 @@ def build_cells(i, root):
 
 
 def build_notebook(i, root):
-    """Stage i's notebook without outputs. Its source hash covers what the outputs depend on:
-    this tool's version and the code cells of this and the previous stage's notebook (the last
-    cell quotes the previous notebook's outputs); prose and figures are left out."""
+    """Stage i's notebook without outputs. Its source hash covers this tool's version and the code
+    cells of this and the previous notebook (whose outputs its last cell quotes)."""
     cells = build_cells(i, root)
     h = hashlib.sha256(f"{TOOL_VERSION}\0".encode())
     h.update("\0".join(stages.code_sources(cells)).encode())
@@ -318,9 +312,8 @@ def readme_text(root):
 
 
 def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
-    """nb run top to bottom in a fresh kernel in `cwd`; overrides {setting: value text} edit
-    the settings cell as a learner would; try_steps replaces the steps of the try-it runs and
-    of stage 3's attention demo (tests)."""
+    """nb run in a fresh kernel in `cwd` (stages.execute_notebook); try_steps replaces the steps
+    of the try-it runs and of stage 3's attention demo (tests)."""
     if try_steps is not None:
         nb = copy.deepcopy(nb)
         for one in nb.cells:
@@ -336,8 +329,7 @@ def check(root, which):
     """Problems of the committed notebooks and index, one line each (none: all fresh)."""
     problems = [problem for i in which for problem in stages.notebook_problems(
         build_notebook(i, root), Path(root) / NOTEBOOK_DIR / notebook_name(i), notebook_name(i))]
-    readme = Path(root) / NOTEBOOK_DIR / "README.md"
-    if not readme.is_file() or readme.read_text(encoding="utf-8") != readme_text(root):
+    if stages.write_or_check(Path(root) / NOTEBOOK_DIR / "README.md", readme_text(root), True, []):
         problems.append("README.md: differs from a fresh build")
     return problems
 
@@ -364,7 +356,7 @@ def main():
         nb, note = stages.outputs_for(build_notebook(i, root), path, args.execute)
         path.write_text(stages.notebook_text(nb), encoding="utf-8")
         print(f"{NOTEBOOK_DIR}/{path.name}: {note}")
-    (Path(root) / NOTEBOOK_DIR / "README.md").write_text(readme_text(root), encoding="utf-8")
+    stages.write_or_check(Path(root) / NOTEBOOK_DIR / "README.md", readme_text(root), False, [])
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Build, measure and check notebooks/epilogue.ipynb: stage 5's GPT in PyTorch, what tensors
 buy, from here to production, and the learner's questions.
 
-Reads notebooks/prose/epilogue.md (stages.parse_prose: its Markdown and ```python cells in
-order; the cell `# settings` and the cells `# shared: ...` hold the code that the notebook, this
-tool and tests/test_epilogue.py all run), train5_adam.py, the header and setup cell of
-tools/templates/ (notebook_text.md, notebook_cells.py), benchmarks/experiments/figures.json for
-{{exp:KEY}} and benchmarks/epilogue.json for {{epi:KEY}}: the figures --measure writes by running
-the shared cells at the notebook's settings, with the SHA-256 of the code it ran.
+Reads notebooks/prose/epilogue.md (its Markdown and ```python cells in order; the cells
+`# settings` and `# shared: ...` are the code the notebook, this tool and tests/test_epilogue.py
+all run), train5_adam.py, tools/templates/ (the header and setup cell in notebook_text.md and
+notebook_cells.py, the {{epi:KEY}} quotes in epilogue_quotes.toml), and the figures:
+benchmarks/experiments/figures.json for {{exp:KEY}}, benchmarks/epilogue.json for {{epi:KEY}}.
+--measure writes epilogue.json by running the shared cells at the notebook's settings, with the
+SHA-256 of the code it ran.
 
   python tools/epilogue.py             build; keeps the outputs if the code did not change
   python tools/epilogue.py --measure   measure (3-4 minutes), write epilogue.json, then build
@@ -61,8 +62,7 @@ def shared_code(root=stages.ROOT):
 
 
 def shared_namespace(root=stages.ROOT):
-    """The settings and shared definitions of the notebook, and STAGE5 and DATA as its setup
-    cell defines them."""
+    """The notebook's settings and shared definitions, and STAGE5 and DATA as its setup."""
     ns = {"__name__": "epilogue", "STAGE5": str(Path(root) / STAGE5),
           "DATA": str(Path(root) / "data" / "names.txt")}
     exec(compile(shared_code(root), PROSE, "exec"), ns)
@@ -70,8 +70,7 @@ def shared_namespace(root=stages.ROOT):
 
 
 def code_sha256(root):
-    """What the measurements depend on: the settings and shared cells, stage 5's code, and
-    the text of measure()."""
+    """What the measurements depend on: the shared code, stage 5's code and measure()'s text."""
     h = hashlib.sha256()
     h.update(shared_code(root).encode() + b"\0")
     h.update(stages.script_code(stages.read_stage(5, root)).encode() + b"\0")

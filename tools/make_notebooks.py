@@ -162,9 +162,9 @@ def section_cells(i, name, body, unit, root):
         if part is not None:
             text = f"### `{part.name}`" + (f": {part.heading}" if part.heading else "")
             text += f"\n\n{part.before}"
-            if k > 0 or cells[-1].cell_type != "markdown":
+            if k > 0:
                 cells.append(cell(text, "prose"))
-            else:
+            else:   # the first part's prose joins the section's
                 cells[-1].source += "\n\n" + text
         cells.append(cell(code, "script", section=name))
         cells += part.after if part is not None else []

@@ -409,10 +409,9 @@ def demo_figure(runs, jobs, num_train, plt):
         values = val_by_seed(runs, "demo", demo.name, DEMO_STEPS)
         right.bar([k + offset for k, s in enumerate(seeds) if s in values],
                   [values[s] for s in seeds if s in values], width=0.4, color=color, label=name)
-    right.axhline(demo_floor(length), color="black", ls="--", lw=0.8,
-                  label="perfect copy of the second half")
-    right.axhline(2 * demo_floor(length), color="gray", ls=":", lw=0.8,
-                  label="no copy: every letter guessed")
+    for guessed, color, style, name in ((1, "black", "--", "perfect copy of the second half"),
+                                        (2, "gray", ":", "no copy: every letter guessed")):
+        right.axhline(guessed * demo_floor(length), color=color, ls=style, lw=0.8, label=name)
     right.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
     right.set_ylabel("val loss (nats per character)")
     right.set_title(f"Val loss after {DEMO_STEPS:,} steps", fontsize=9)

@@ -71,11 +71,9 @@ def shared_namespace(root=stages.ROOT):
 
 def code_sha256(root):
     """What the measurements depend on: the shared code, stage 5's code and measure()'s text."""
-    h = hashlib.sha256()
-    h.update(shared_code(root).encode() + b"\0")
-    h.update(stages.script_code(stages.read_stage(5, root)).encode() + b"\0")
-    h.update(inspect.getsource(measure).encode())
-    return h.hexdigest()
+    text = "\0".join([shared_code(root), stages.script_code(stages.read_stage(5, root)),
+                      inspect.getsource(measure)])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_results(root):
@@ -99,10 +97,8 @@ def build_notebook(root):
     new = {"md": nbformat.v4.new_markdown_cell, "code": nbformat.v4.new_code_cell}
     cells = [new[kind](text, metadata={"microgpt": {"source": "epilogue"}},
                        id=f"epilogue-cell{n:03d}") for n, (kind, text, *_) in enumerate(items)]
-    h = hashlib.sha256()   # what the outputs depend on: prose edits keep them
-    h.update(f"{TOOL_VERSION}\0".encode())
-    h.update(stages.script_code(stages.read_stage(5, root)).encode() + b"\0")
-    h.update(json.dumps(stages.code_sources(cells)).encode())
+    source = "\0".join([TOOL_VERSION, stages.script_code(stages.read_stage(5, root)),
+                        json.dumps(stages.code_sources(cells))])   # prose edits keep the outputs
     quotes = (load_results(root) or {}).get("quotes", {})
     quote = lambda match: quotes.get(match[1].strip(), f"(not measured yet: {match[1].strip()})")
     missing = set()
@@ -111,7 +107,8 @@ def build_notebook(root):
             missing |= {key.strip() for key in FIGURE.findall(cell.source)} - set(quotes)
             cell.source = stages.fill_figures(FIGURE.sub(quote, cell.source), PROSE)
     nb = stages.new_notebook(cells, {"generated_by": TOOL, "prose": PROSE,
-                                     "source_sha256": h.hexdigest(), "outputs_from_sha256": None})
+                                     "source_sha256": hashlib.sha256(source.encode()).hexdigest(),
+                                     "outputs_from_sha256": None})
     return nb, missing
 
 

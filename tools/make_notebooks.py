@@ -285,10 +285,8 @@ def build_notebook(i, root):
     """Stage i's notebook without outputs. Its source hash covers this tool's version and the code
     cells of this and the previous notebook (whose outputs its last cell quotes)."""
     cells = build_cells(i, root)
-    h = hashlib.sha256(f"{TOOL_VERSION}\0".encode())
-    h.update("\0".join(stages.code_sources(cells)).encode())
-    if i > 0:
-        h.update(b"\0" + "\0".join(stages.code_sources(build_cells(i - 1, root))).encode())
+    previous = stages.code_sources(build_cells(i - 1, root)) if i > 0 else []
+    source = "\0".join([TOOL_VERSION, *stages.code_sources(cells), *previous])
     missing = set()
     for one in cells:
         if one.cell_type == "markdown":
@@ -297,8 +295,8 @@ def build_notebook(i, root):
         print(f"warning: {notebook_name(i)}: figure {key} is not measured yet", file=sys.stderr)
     return stages.new_notebook(cells, {
         "generated_by": TOOL, "stage": i, "script": stages.STAGE_FILES[i],
-        "prose": f"{PROSE_DIR}/{stem(i)}.md", "source_sha256": h.hexdigest(),
-        "outputs_from_sha256": None})
+        "prose": f"{PROSE_DIR}/{stem(i)}.md", "outputs_from_sha256": None,
+        "source_sha256": hashlib.sha256(source.encode()).hexdigest()})
 
 
 def readme_text(root):

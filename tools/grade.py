@@ -9,6 +9,7 @@ in FOLDER/grades by default (grades-2, ... if a submission took the name).
 Reads: the exercises and handouts as tools/exercises.py builds them, tools/exercise_checks/
 (runner.py: what a sandbox runs; compare.py: how answers compare) and the probes,
 notebooks/exercises/checks/probes.py (with helpers.py's patched()).
+
 This process never reads a submission nor runs student code: per student and exercise, a fresh
 bubblewrap sandbox (notebooks/exercises/README.md) runs the exercise's cell and the probe and
 prints plain data, which this process compares with the reference's answer.
@@ -36,20 +37,16 @@ import stages
 from exercise_checks.compare import failures
 from stages import CourseError
 
-ROOT = stages.ROOT
+NAMES = stages.ROOT / "data" / "names.txt"   # the one data file a sandbox gets
 MAX_ANSWER = 1 << 20   # bytes a sandbox may print; more is an oversized answer
 MAX_SUBMISSION = 20 << 20   # bytes of a submitted file; more is not read
 SANDBOX_PYTHON = sys.executable   # the Python that runs inside the sandbox
 SANDBOX_DIR = Path(__file__).resolve().parent / "exercise_checks"   # runner.py, compare.py
 LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
-# what each sandbox runs: it reads the submission, finds the exercise's code, runs it and the probe
 RUNNER = "".join((SANDBOX_DIR / name).read_text(encoding="utf-8")
                  for name in ("compare.py", "runner.py"))
 REPORTS = ("grades.csv", "feedback.csv", "summary.txt")
-SUFFIXES = (".ipynb", ".py")   # in any case: Bob.IPYNB is a notebook too
 
-
-# --- the sandbox -----------------------------------------------------------------------------
 
 def sandbox_command(isolated, names_fd):
     """The command that runs RUNNER, in bubblewrap (names_fd becomes data/names.txt) or not."""
@@ -88,12 +85,10 @@ def isolation_problem():
     """None if bubblewrap can make a sandbox here, else why not (one line)."""
     if not shutil.which("bwrap"):
         return "bubblewrap (bwrap) is not installed (apt-get install bubblewrap)"
-    with open(ROOT / "data" / "names.txt", "rb") as names:
-        cmd = sandbox_command(True, names.fileno())
-        cmd[-1] = "pass"
+    with open(NAMES, "rb") as names:
+        cmd = sandbox_command(True, names.fileno())[:-1] + ["pass"]
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=60,
-                                  pass_fds=(names.fileno(),))
+            proc = subprocess.run(cmd, capture_output=True, timeout=60, pass_fds=(names.fileno(),))
         except subprocess.TimeoutExpired:
             return "bubblewrap did not start a Python within 60 s"
     if proc.returncode:
@@ -126,24 +121,23 @@ def feed(stream, data):
 
 
 def run_job(job, settings, fd):
-    """Run one job (context, probes, exercise) on the submission open as fd in a fresh sandbox:
-    (answer dict, None) or (None, the reason for 0 points)."""
+    """(answer, None) or (None, why it scores 0): one job run on the file open as fd, sandboxed."""
     payload = json.dumps(dict(job, memory_mb=settings["memory_mb"], cpu_s=settings["timeout"],
                               isolated=settings["isolated"], fd=fd, max_bytes=MAX_SUBMISSION))
     folder = None if settings["isolated"] else tempfile.mkdtemp(prefix="grade-")
-    names = os.open(ROOT / "data" / "names.txt", os.O_RDONLY)
+    names = os.open(NAMES, os.O_RDONLY)
     try:
         if folder:   # the working folder of a process that is not isolated
             os.makedirs(os.path.join(folder, "data"))
-            shutil.copy(ROOT / "data" / "names.txt", os.path.join(folder, "data", "names.txt"))
+            shutil.copy(NAMES, os.path.join(folder, "data", "names.txt"))
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         proc = subprocess.Popen(sandbox_command(settings["isolated"], names),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, cwd=folder,
                                 start_new_session=True, pass_fds=(names, fd))
         threading.Thread(target=feed, args=(proc.stdin, payload.encode()), daemon=True).start()
-        # CPU time is limited to the timeout; the wall clock gets twice that, so a classmate's
-        # busy sandbox on a shared core never pushes an honest one past its deadline
+        # the CPU limit is the timeout (SIGXCPU reads as timed out); the wall clock gets twice
+        # that, so a classmate's busy sandbox on a shared core never pushes an honest one past it
         raw, problem = read_bounded(proc.stdout.fileno(), MAX_ANSWER,
                                     time.monotonic() + 2 * settings["timeout"])
         with contextlib.suppress(ProcessLookupError):
@@ -155,7 +149,6 @@ def run_job(job, settings, fd):
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
     if problem == "timeout" or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
-        # the CPU limit equals the wall-clock timeout: whichever fires first, same verdict
         return None, f'timed out after {settings["timeout"]} s (an endless loop?)'
     return parsed_answer(raw, problem, returncode)
 
@@ -177,8 +170,6 @@ def parsed_answer(raw, problem, returncode):
     return answer, None
 
 
-# --- grading ----------------------------------------------------------------------------------
-
 def score(ex, reference, answer):
     """(points, reason): the exercise's points times the share of the reference's cases that
     the untrusted answer matches (never more than the exercise's points)."""
@@ -197,7 +188,6 @@ def score(ex, reference, answer):
 
 
 def load_probes():
-    """The probes' source: helpers.py (for its patched()), then probes.py."""
     return "\n\n".join(path.read_text(encoding="utf-8") for path in (
         exercises.CHECKS_DIR / "helpers.py", exercises.CHECKS_DIR / "probes.py"))
 
@@ -254,13 +244,13 @@ def grade_submission(path, jobs, references, settings):
 
 
 def shown(name):
-    """A file name as a report shows it: bytes that are not UTF-8 as \\xNN, and no control
-    characters (a newline or an escape sequence in a name must not forge a line)."""
+    """A file name as a report shows it: bytes that are not UTF-8 as \\xNN, printable()."""
     return printable(os.fsencode(name).decode("utf-8", "backslashreplace"))
 
 
 def printable(text):
-    """Text with every control, format or lone surrogate character escaped (\\n, \\x1b, ...)."""
+    """Text with every control, format or lone surrogate character escaped (\\n, \\x1b, ...): a
+    newline or an escape sequence in a name or a reason must not forge a line of a report."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
 
 
@@ -276,7 +266,7 @@ def survey(folder, out_dir):
             skipped.append((entry.name, "a symbolic link (links are not followed)"))
         elif not entry.is_file(follow_symlinks=False):
             skipped.append((entry.name, "not a regular file"))
-        elif suffix not in SUFFIXES:
+        elif suffix not in (".ipynb", ".py"):   # in any case: Bob.IPYNB is a notebook too
             skipped.append((entry.name, "not a .ipynb or .py file"))
         else:
             student = os.path.splitext(entry.name)[0].casefold()
@@ -306,8 +296,7 @@ def output_folder(folder):
 
 def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=768, quiet=False,
                  isolated=True):
-    """Grade every .ipynb and .py file in folder and write the reports: ([(path, {exercise id:
-    (points, reason)})], seconds)."""
+    """Grade the folder and write the reports: ([(path, {exercise id: (points, reason)})], s)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CourseError(f"not a folder: {folder}")
@@ -388,8 +377,7 @@ def write_reports(stage, rows, skipped, out_dir, elapsed, quiet):
             f.write(text)
         os.replace(tmp, out_dir / name)
     if not quiet:
-        print(reports["summary.txt"], end="")
-        print(f'wrote {out_dir / "grades.csv"}, feedback.csv, summary.txt')
+        print(reports["summary.txt"] + f"wrote {out_dir}/grades.csv, feedback.csv, summary.txt")
 
 
 def main(argv=None):

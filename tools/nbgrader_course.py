@@ -39,12 +39,11 @@ def standalone_check(function, source=None):
             elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 defs[node.name] = text
     defs[function] = source or defs[function]
-    needed, todo = {function, "run_check"}, [function, "run_check"]
-    while todo:
-        for node in ast.walk(ast.parse(defs[todo.pop()])):
+    needed = [function, "run_check"]
+    for name in needed:   # the list grows while it is walked
+        for node in ast.walk(ast.parse(defs[name])):
             if isinstance(node, ast.Name) and node.id in defs and node.id not in needed:
-                needed.add(node.id)
-                todo.append(node.id)
+                needed.append(node.id)
     body = "\n\n".join(text for name, text in defs.items() if name in needed)
     return "".join(imports) + "\n\n" + body + f"\n\nrun_check({function}, strict=True)"
 
@@ -69,7 +68,6 @@ def nbgrader_meta(grade_id, solution=False, locked=True, points=None):
 
 
 def check_cells(ex, reference, solved_nb):
-    """The visible and the hidden check cell of an exercise, half its points each."""
     key = ex.id.replace(".", "_")
     checks = [("check", "visible", standalone_check(f"check_{ex.name}"), ex.points // 2),
               ("hidden", "hidden", standalone_check(f"hidden_{ex.name}", hidden_source(
@@ -83,13 +81,11 @@ def check_cells(ex, reference, solved_nb):
 
 
 def course_notebook(stage):
-    """The nbgrader source notebook of a stage (a dict)."""
     nb = exercises.build_handout(stage, "nbgrader")
     solved = exercises.build_handout(stage, "solution")
     solved["cells"] = [c for c in solved["cells"]
                        if c["metadata"]["microgpt"].get("source") == "exercise"]
-    # the reference's answers to the probes, by grade.py's runner: not sandboxed, it runs only
-    # the course's own code
+    # the reference's answers, by grade.py's runner (not sandboxed: only the course's own code)
     settings = {"timeout": 60, "memory_mb": 2048, "isolated": False}
     references = grade.reference_answers(stage, grade.jobs(stage), settings)
     cells, helpers = [], exercises.helpers_source()

@@ -1,9 +1,7 @@
 """What tools/grade.py runs in each sandbox (python -I -S -c <compare.py's text, then this>):
-it reads its job as JSON on stdin and the submission from an inherited descriptor (job["fd"]),
-under the sandbox's limits, finds the exercise's code in it, runs the handout's code, the
-student's and the exercise's probe, and prints {"cell": error or null, "cases": {label:
-{"value": ...} or {"error": ...}}} on the answer channel.
-"""
+it reads its job (JSON, stdin) and, under the sandbox's limits, the submission (job["fd"]), runs
+the handout's code, the exercise's cell and its probe, and prints {"cell": error or null,
+"cases": {label: {"value": ...} or {"error": ...}}} on the answer channel."""
 # ruff: noqa: F821  (compare.py, run before this text, defines answers and error)
 import ast
 import json

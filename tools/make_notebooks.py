@@ -23,7 +23,6 @@ Needs nbformat; --execute also nbclient, ipykernel, matplotlib.
 """
 import argparse
 import ast
-import copy
 import hashlib
 import re
 import sys
@@ -309,17 +308,8 @@ def readme_text(root):
                            epilogue=stages.colab_url(f"{NOTEBOOK_DIR}/epilogue.ipynb")) + "\n"
 
 
-def execute(nb, cwd, overrides=None, timeout=1800, try_steps=None):
-    """nb run in a fresh kernel in `cwd` (stages.execute_notebook); try_steps replaces the steps
-    of the try-it runs and of stage 3's attention demo (tests)."""
-    if try_steps is not None:
-        nb = copy.deepcopy(nb)
-        for one in nb.cells:
-            if one.source.startswith("# notebook-only: try it: "):
-                one.source = re.sub(r"'--num_steps=\d+'", f"'--num_steps={try_steps}'",
-                                    one.source)
-            if one.source.startswith("# notebook-only: attention at work"):
-                one.source = re.sub(r"'num_steps': \d+", f"'num_steps': {try_steps}", one.source)
+def execute(nb, cwd, overrides=None, timeout=1800):
+    """nb run in a fresh kernel in `cwd`, its settings cell edited by `overrides`."""
     return stages.execute_notebook(nb, cwd, overrides, "# === settings ===", timeout)
 
 

@@ -14,8 +14,11 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")   # [text](target)
 
 
 def markdown_pages():
-    """Every Markdown page that is published (outside hidden folders, npm's and the site's)."""
-    return [path for path in repo.published_files(ROOT) if path.suffix == ".md"]
+    """Every Markdown page that is published (outside hidden folders, npm's and the site's).
+    The tools' templates are not pages: the pages they fill are checked instead."""
+    templates = ROOT / "tools" / "templates"
+    return [path for path in repo.published_files(ROOT)
+            if path.suffix == ".md" and path.parent != templates]
 
 
 def relative_links(text):
@@ -26,11 +29,9 @@ def relative_links(text):
 
 def base_of(page):
     """The folder a page's links are relative to: a generated page's, for its sources (notebook
-    prose becomes notebooks/*.ipynb; the README's template becomes part of README.md)."""
+    prose becomes notebooks/*.ipynb)."""
     if page.parent == ROOT / "notebooks" / "prose":
         return ROOT / "notebooks"
-    if page.parent == ROOT / "tools" / "templates":
-        return ROOT
     return page.parent
 
 

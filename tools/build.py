@@ -1,24 +1,15 @@
-"""Rebuild every generated file of the course, in dependency order, or check them all.
+"""Rebuild every generated file of the course in dependency order, or check them all.
 
-It writes nothing itself: it runs each generator's own command, one after the other, and stops
-at the first that fails. The order follows what each one reads:
-
-  data/repeats.txt            tools/build_repeats.py   (data/names.txt is rebuilt from the SSA
-                                                        file by tools/build_names.py, by hand)
-  diffs/                      tools/make_diffs.py      the stage scripts
-  benchmarks/experiments/     tools/experiments.py     results.json (the long runs are its own
-                                                        command: `python tools/experiments.py`)
-  notebooks/*.ipynb           tools/make_notebooks.py  scripts, prose, experiments' figures
-  notebooks/epilogue.ipynb    tools/epilogue.py        its prose, stage 5, the figures
-  notebooks/exercises/        tools/exercises.py       the companion notebooks
-  README tables               tools/readme_figures.py  benchmarks/*.json, the figures
-  links                       tools/repo.py --check    every generated page
+It writes nothing itself: it runs each generator of STEPS (data, diffs, the experiments' pages,
+notebooks, epilogue, handouts, README tables, links: each reads what the ones before write) and
+stops at the first that fails.
 
     python tools/build.py              rebuild (notebooks keep outputs whose code is unchanged)
     python tools/build.py --execute    also run the notebooks whose outputs are stale
     python tools/build.py --check      write nothing; exit 1 at the first stale file
 Measurements (tools/benchmark.py, tools/experiments.py, tools/epilogue.py --measure) are long
-and machine-dependent: they are run on purpose, not by this command.
+and machine-dependent: they are run on purpose, not by this command. data/names.txt is rebuilt
+from the SSA file by tools/build_names.py, and the in-browser site by web/build.py.
 """
 import argparse
 import subprocess

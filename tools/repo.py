@@ -1,17 +1,12 @@
 """Move every link to the course's GitHub repository (Colab badges, links, data URLs, the
-in-browser site's owner.github.io/name address) to another repository, without re-executing
-anything. Reads and rewrites GITHUB_REPO in tools/stages.py and every published page.
+in-browser site's owner.github.io/name address) to another one, in place, re-executing nothing:
+the notebooks' source hash sees stages.PLACEHOLDER for the name. Reads and rewrites GITHUB_REPO
+in tools/stages.py and every published page (Markdown and notebooks outside hidden folders).
 
   python tools/repo.py                     print the configured 'owner/name'
-  python tools/repo.py --set owner/name    set it here and rewrite every link in place
-  python tools/repo.py --from-git          the same, with owner/name from `git remote get-url
-                                           origin` (a github.com remote)
-  python tools/repo.py --check             fail if a link in a published file names another
-                                           repository
-Links are rewritten in place in every Markdown page and notebook (outside hidden folders). The
-repository's name is not part of the notebooks' source hash (tools/make_notebooks.py hashes their
-cells with the name replaced by PLACEHOLDER), so their stored outputs stay fresh. Standard library
-only.
+  python tools/repo.py --set owner/name    set it and rewrite every link
+  python tools/repo.py --from-git          the same, owner/name from the github.com remote origin
+  python tools/repo.py --check             fail if a published link names another repository
 """
 import argparse
 import re
@@ -21,7 +16,6 @@ from pathlib import Path
 
 import stages
 from stages import GITHUB_BRANCH, GITHUB_REPO, CourseError
-from stages import COLAB_BADGE, PLACEHOLDER, colab_url  # noqa: F401  (old users; going)
 
 ROOT = stages.ROOT
 PUBLISHED = ["**/*.md", "**/*.ipynb"]   # every page and notebook, outside hidden folders
@@ -76,8 +70,7 @@ def from_git(root=ROOT):
 
 
 def set_repo(new, root=ROOT):
-    """Point every link at `new`: tools/repo.py's GITHUB_REPO and the published files. Returns
-    the files changed (paths relative to root)."""
+    """Point every link at `new`; returns the files changed (paths relative to root)."""
     if not VALID.match(new):
         raise CourseError(f"not an owner/name: {new!r}")
     changed = []

@@ -1,16 +1,11 @@
-"""Generate diffs/, the stage-to-stage diffs of the six stage scripts.
-
-For each adjacent pair K, K+1 it writes diffs/trainK_to_trainK+1.diff (a unified diff that
-GitHub shows in colour and `patch` can apply) and diffs/trainK_to_trainK+1.html (a
-self-contained side-by-side page that opens offline), plus diffs/README.md, a table of the
-pairs with their line counts and changed sections. Output is byte-deterministic.
+"""Generate diffs/ from the six stage scripts and the templates tools/templates/diff_page.html
+and diffs_readme.md: for each pair of neighbouring stages a unified diff (.diff, which GitHub
+shows in colour and `patch` applies) and a side-by-side page that opens offline (.html), and
+diffs/README.md, their table of line counts and changed sections. Byte-deterministic.
 
     python tools/make_diffs.py            # (re)write diffs/
     python tools/make_diffs.py --check    # write nothing; exit 1 if diffs/ is out of date
-
-Reads the six stage scripts and the templates tools/templates/diff_page.html and
-diffs_readme.md (filled by stages.template). --root DIR uses the stage scripts in DIR and writes
-DIR/diffs (default: this repository). Standard library only.
+--root DIR reads the scripts in DIR and writes DIR/diffs (default: this repository).
 """
 import argparse
 import difflib
@@ -68,16 +63,15 @@ def diff_ignoring_indentation(old_lines, new_lines, context=3):
 
 
 def ignoring_indentation_html(old_lines, new_lines):
-    """The whitespace-insensitive diff as a <pre> block, added and deleted lines coloured."""
+    """(added, removed, the whitespace-insensitive diff as a <pre> block, lines coloured)."""
+    lines = diff_ignoring_indentation(old_lines, new_lines)
     rows = []
-    for line in diff_ignoring_indentation(old_lines, new_lines):
+    for line in lines:
         kind = {"+": "diff_add", "-": "diff_sub"}.get(line[0]) if not line.startswith("@@") else ""
         text = html.escape(line)
         rows.append(f'<span class="{kind}">{text}</span>' if kind else text + "\n")
-    added = sum(1 for line in diff_ignoring_indentation(old_lines, new_lines)
-                if line.startswith("+"))
-    removed = sum(1 for line in diff_ignoring_indentation(old_lines, new_lines)
-                  if line.startswith("-"))
+    added = sum(1 for line in lines if line.startswith("+"))
+    removed = sum(1 for line in lines if line.startswith("-"))
     return added, removed, '<pre class="ws">' + "".join(rows) + "</pre>"
 
 

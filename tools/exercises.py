@@ -254,12 +254,6 @@ def load_companion(stage):
     return nb
 
 
-def handout_setup(text):
-    """The companion's setup cell without its first comment, fetching only the data."""
-    text = re.sub(r"^NEEDED = \[.*$", "NEEDED = ['data/names.txt']", text, count=1, flags=re.M)
-    return stages.template(CELLS, "setup", code=re.sub(r"\A(#.*\n)*", "", text))
-
-
 def asked(text, ex):
     """The prose with the column ex.asks of its tables turned into question marks below the first
     row (the worked example), so that the answers of exercise ex are not printed before it."""
@@ -293,19 +287,11 @@ def notebook_cells(cell, header, exs):
     cell["outputs"], cell["execution_count"] = [], None
     if not cell["source"].startswith("# notebook-only: setup"):
         return [cell]
-    cell["source"] = handout_setup(cell["source"])
+    # the companion's setup cell without its first comment, fetching only the data
+    text = re.sub(r"\A(#.*\n)*", "", cell["source"])
+    text = re.sub(r"^NEEDED = \[.*$", "NEEDED = ['data/names.txt']", text, count=1, flags=re.M)
+    cell["source"] = stages.template(CELLS, "setup", code=text)
     return [cell, code(helpers_source(), {"source": "notebook-only"})]
-
-
-def intro_cell(stage):
-    exs = stage_exercises(stage)
-    return stages.template(
-        "handout_intro.md", "intro", tool=TOOL, companion=COMPANIONS[stage], stage=stage,
-        concept=stages.concept(stage), total=sum(ex.minutes for ex in exs),
-        badge=f"[![Open In Colab]({stages.COLAB_BADGE})]"
-              f"({stages.colab_url(f'{OUT_DIR}/{handout_name(stage)}')})",
-        rows="\n".join(f"| {ex.id} | {ex.title} | {ex.minutes} min | {ex.points} |"
-                       for ex in exs))
 
 
 def build_handout(stage, mode="stub", solved=()):
@@ -315,7 +301,14 @@ def build_handout(stage, mode="stub", solved=()):
     exs = stage_exercises(stage)
     modes = {ex.id: "solution" if ex.id in solved else mode for ex in exs}
     regions = stage_regions(stage)
-    cells = [md(intro_cell(stage), {"source": "exercises"})]
+    intro = stages.template(
+        "handout_intro.md", "intro", tool=TOOL, companion=COMPANIONS[stage], stage=stage,
+        concept=stages.concept(stage), total=sum(ex.minutes for ex in exs),
+        badge=f"[![Open In Colab]({stages.COLAB_BADGE})]"
+              f"({stages.colab_url(f'{OUT_DIR}/{handout_name(stage)}')})",
+        rows="\n".join(f"| {ex.id} | {ex.title} | {ex.minutes} min | {ex.points} |"
+                       for ex in exs))
+    cells = [md(intro, {"source": "exercises"})]
     for cell in nb["cells"]:
         meta = cell["metadata"]["microgpt"]
         if cell["cell_type"] == "markdown" and cell["source"].startswith("## Try it:"):

@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parent.parent
 import epilogue  # noqa: E402
+import stages  # noqa: E402
 
 EQUAL_STEPS = 25
 
@@ -121,7 +122,7 @@ def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_at_a_small_budget(monkeyp
     nb, _ = epilogue.build_notebook(ROOT)
     small = {"equal_steps": "3", "timing_steps": "2", "big_num_steps": "3", "num_merges": "3",
              "finetune_steps": "2"}
-    ran = epilogue.execute(nb, ROOT / "notebooks", small, timeout=300)
+    ran = stages.execute_notebook(nb, ROOT / "notebooks", small, epilogue.SETTINGS, timeout=300)
     errors = [o for cell in ran.cells for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
     assert errors == []

@@ -253,7 +253,8 @@ def run_notebook_and_script(i):
         if cell.source.startswith("# notebook-only: attention at work"):
             cell.source = re.sub(r"'num_steps': \d+", f"'num_steps': {FEW_STEPS}", cell.source)
     overrides = {"num_steps": str(FEW_STEPS)}   # edits the settings cell, as a learner would
-    ran = make_notebooks.execute(nb, ROOT / "notebooks", overrides, timeout=300)
+    ran = stages.execute_notebook(nb, ROOT / "notebooks", overrides, "# === settings ===",
+                                  timeout=300)
     script = subprocess.run([sys.executable, stages.STAGE_FILES[i], f"--num_steps={FEW_STEPS}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     return ran, script

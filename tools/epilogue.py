@@ -208,12 +208,6 @@ def write_results(root, measured):
     (Path(root) / RESULTS).write_text(text, encoding="utf-8")
 
 
-def execute(nb, cwd, overrides=None, timeout=1800):
-    """nb run in a fresh kernel in `cwd`; overrides {setting: value text} edit the settings
-    cell as a learner would (stages.execute_notebook)."""
-    return stages.execute_notebook(nb, cwd, overrides, SETTINGS, timeout)
-
-
 def check(root):
     """Problems of the measurements and the committed notebook, one line each."""
     results = load_results(root)

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import stages
+from experiments_report import ABLATION_BY_NAME
 
 TOOL_VERSION = "3"   # bump when a change here alters what an executed notebook would show
 NOTEBOOK_DIR = "notebooks"
@@ -40,6 +41,7 @@ CELLS = "notebook_cells.py"   # templates in tools/templates/
 TEXT = "notebook_text.md"
 TRY_IT = "try it"   # the pseudo-section of a prose file that introduces the try-it cell
 DEMO_FILES = {3: ["data/repeats.txt", "tools/attention_probe.py"]}   # stage 3's attention demo
+TRY_IT_SPECS = tomllib.loads((stages.TEMPLATES / "try_it.toml").read_text(encoding="utf-8"))
 
 
 def stem(i):
@@ -179,8 +181,7 @@ def header_markdown(i, title, goal, root):
         changed = stages.template(TEXT, "changed_first")
     else:
         added, removed = stages.diff_counts(i, root)
-        old = [name for name, _ in stages.read_sections(i - 1, root)]
-        new = [name for name, _ in stages.read_sections(i, root)]
+        old, new = (dict(stages.read_sections(j, root)) for j in (i - 1, i))
         sections = [f"{name} (new)" if name not in old else
                     f"{name} (removed)" if name not in new else name
                     for name in stages.changed_sections(i, root)]
@@ -221,28 +222,20 @@ def result_cells(i):
     return [cell(text, "prose"), cell(code, "notebook-only")]
 
 
-def read_toml(name):
-    return tomllib.loads((stages.TEMPLATES / name).read_text(encoding="utf-8"))
-
-
 def try_it_spec(i):
     """(title, edits, settings of both runs, extra settings of the changed copy) of stage i's
     try-it cell; edits: (old, new) text pairs, or None (a script runs beside this one)."""
-    spec = read_toml("try_it.toml")[f"stage{i}"]
+    spec = TRY_IT_SPECS[f"stage{i}"]
     if "ablation" in spec:
-        ablations = read_toml("ablations.toml")
-        found = [a for group in ("full", "stage3") for a in ablations[group]
-                 if a["name"] == spec["ablation"]][0]
-        spec = {"title": found["title"], "settings": spec["settings"],
-                "copy_settings": found.get("settings", []),
-                "edits": [ablations["edits"][name] for name in found.get("edits", [])]}
+        found = ABLATION_BY_NAME[spec["ablation"]]
+        return found.title, found.edits, spec["settings"], found.settings
     edits = [tuple(edit) for edit in spec["edits"]] if "edits" in spec else None
     return spec["title"], edits, spec["settings"], spec.get("copy_settings", [])
 
 
 def try_it_scripts(i):
     """The scripts stage i's try-it cell runs (the setup cell fetches them outside the repo)."""
-    other = read_toml("try_it.toml")[f"stage{i}"].get("side_by_side")
+    other = TRY_IT_SPECS[f"stage{i}"].get("side_by_side")
     return [other, stages.STAGE_FILES[i]] if other else [stages.STAGE_FILES[i]]
 
 
@@ -306,11 +299,6 @@ def readme_text(root):
     return stages.template(TEXT, "readme", rows="\n".join(rows), badge=stages.COLAB_BADGE,
                            site=stages.site_url(),
                            epilogue=stages.colab_url(f"{NOTEBOOK_DIR}/epilogue.ipynb")) + "\n"
-
-
-def execute(nb, cwd, overrides=None, timeout=1800):
-    """nb run in a fresh kernel in `cwd`, its settings cell edited by `overrides`."""
-    return stages.execute_notebook(nb, cwd, overrides, "# === settings ===", timeout)
 
 
 def check(root, which):

@@ -91,8 +91,7 @@ def region_text(script, target):
             if func is None:
                 raise CourseError(f"function {target.body} not found")
         first = func.body[0]
-        has_doc = isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", 0), str)
-        start = first.end_lineno if has_doc else first.lineno - 1
+        start = first.end_lineno if ast.get_docstring(func) is not None else first.lineno - 1
         text = "".join(stages.split_lines(script)[start:func.end_lineno])
     elif target.kind == "lines":
         text = target.lines

@@ -83,8 +83,6 @@ def check_cells(ex, reference, solved_nb):
 def course_notebook(stage):
     nb = exercises.build_handout(stage, "nbgrader")
     solved = exercises.build_handout(stage, "solution")
-    solved["cells"] = [c for c in solved["cells"]
-                       if c["metadata"]["microgpt"].get("source") == "exercise"]
     # the reference's answers, by grade.py's runner (not sandboxed: only the course's own code)
     settings = {"timeout": 60, "memory_mb": 2048, "isolated": False}
     references = grade.reference_answers(stage, grade.jobs(stage), settings)

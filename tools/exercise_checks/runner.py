@@ -74,8 +74,6 @@ def parsed(src):
         tree = ast.parse(src)
     except SyntaxError as e:
         without = MAGIC.sub("pass", src)
-        if without == src:
-            raise
         try:
             return without, ast.parse(without)
         except SyntaxError:

@@ -60,7 +60,7 @@ def plan(num_train=None):
     every, full = range(len(stages.STAGE_FILES)), [a.name for a in FULL_ABLATIONS]
     return (ladder(every, SHORT) + ladder([0], num_train) + ablation(full, SHORT)
             + ladder([k for k in every if k != 2], LONG)
-            + (ladder([FULL_STAGE], ABLATION_LONG) if ABLATION_LONG != LONG else [])
+            + ladder([FULL_STAGE], ABLATION_LONG)
             + ablation(full, ABLATION_LONG) + ablation(full + FACTORIAL, LONG)
             + ablation([d.name for d in DEMOS], DEMO_STEPS, "demo")
             + ablation([a.name for a in STAGE3_ABLATIONS], SHORT))
@@ -151,9 +151,8 @@ def save_results(runs, jobs):
     runs = sorted(runs, key=lambda r: order.get(job_of(r), len(order)))
     data = {"generated": f"by {TOOL}; do not edit: rerun the tool",
             "machine": stages.machine_info(), "data": "data/names.txt", "runs": runs}
-    carried = RESULTS.exists() and load_results().get("carried_over")   # older runs carried over
-    if carried:
-        data["carried_over"] = carried
+    if RESULTS.exists() and "carried_over" in (old := load_results()):   # older runs
+        data["carried_over"] = old["carried_over"]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -47,7 +47,6 @@ ABLATION_BY_NAME = {a.name: a for a in ABLATIONS + DEMOS}
 
 
 def patch(text, edits):
-    """text with each (old, new) edit applied; each old must occur exactly once."""
     for old, new in edits:
         count = text.count(old)
         if count != 1:
@@ -200,9 +199,9 @@ def label(name):
 
 def ladder_table(runs, jobs, num_train):
     def cell(stage, steps):
-        s = val_stats(runs, "ladder", f"stage{stage}", steps)
-        if s is None and stage == 2 and steps == LONG:
+        if stage == 2 and steps == LONG:   # plan() does not run it
             return "not run: the same as stage 1 †"
+        s = val_stats(runs, "ladder", f"stage{stage}", steps)
         planned = Job("ladder", f"stage{stage}", stage, steps, SEEDS[0]) in jobs
         return s if s or planned else "-"   # None: not measured
     return table([(stage, f"[{script}](../../{script})", stages.CONCEPTS[stage],
@@ -275,14 +274,12 @@ def runtime_table(runs):
 
 
 def notes(runs, jobs):
-    """The paragraphs under the ladder (when stage 2 is not run at LONG), the ablations and the
-    demo ('' when they do not apply), and the list of the jobs not measured yet."""
-    out = {"ladder_note": "", "sgd_note": "", "demo_note": ""}
-    if not val_stats(runs, "ladder", "stage2", LONG):   # the ladder's † cell
-        one, two = (val_by_seed(runs, "ladder", f"stage{k}", SHORT) for k in (1, 2))
-        same = ", ".join(str(s) for s in sorted(one) if s in two and one[s] == two[s])
-        out["ladder_note"] = stages.template(TEMPLATE, "ladder_note", seeds=same or "none",
-                                             long=f"{LONG:,}")
+    """The paragraphs under the ladder (its † cell), the ablations and the demo ('' when they do
+    not apply), and the list of the jobs not measured yet."""
+    one, two = (val_by_seed(runs, "ladder", f"stage{k}", SHORT) for k in (1, 2))
+    same = ", ".join(str(s) for s in sorted(one) if s in two and one[s] == two[s])
+    out = {"sgd_note": "", "demo_note": "", "ladder_note": stages.template(
+        TEMPLATE, "ladder_note", seeds=same or "none", long=f"{LONG:,}")}
     sgd, four = val_by_seed(runs, "ablation", "sgd", SHORT), val_by_seed(runs, "ladder",
                                                                          "stage4", SHORT)
     if both := sorted(set(sgd) & set(four)):
@@ -308,7 +305,6 @@ def notes(runs, jobs):
 
 
 def readme(results, jobs, num_train):
-    """The text of README.md: the template's page with every table filled in."""
     runs = results["runs"]
     return stages.template(
         TEMPLATE, "page", seeds=", ".join(map(str, SEEDS)), num_samples=NUM_SAMPLES,
@@ -366,7 +362,7 @@ def ablations_figure(runs, jobs, num_train, plt):
     """Each full-model ablation's paired difference to stage 5, one series per budget."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     budgets = sorted({j.steps for j in jobs if j.group == "ablation" and j.stage == FULL_STAGE})
-    width = 0.8 / max(1, len(budgets))
+    width = 0.8 / len(budgets)
     for b, steps in enumerate(budgets):
         found = [(i, comparison(runs, a.name, steps)) for i, a in enumerate(FULL_ABLATIONS)]
         error_bars(ax, [(i - 0.4 + width * (b + 0.5), c[2]) for i, c in found if c], True,
@@ -379,8 +375,7 @@ def ablations_figure(runs, jobs, num_train, plt):
     ax.set(xlabel="val loss, ablated minus full model (nats per character)",
            title="Ablations of stage 5: mean difference, bars = per-seed range")
     ax.grid(axis="x", alpha=0.3)
-    if budgets:
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -292,7 +292,6 @@ def build_notebook(i, root):
 
 
 def readme_text(root):
-    """notebooks/README.md: the index of the notebooks."""
     rows = [f"| {i} | [{notebook_name(i)}]({notebook_name(i)}) [![Open In Colab]"
             f"({stages.COLAB_BADGE})]({colab_link(i)}) | {read_prose(i, root)[3]} |"
             for i in range(len(stages.STAGE_FILES))]

@@ -226,7 +226,7 @@ def test_magics_cell_markers_and_missing_helpers(tmp_path):
 
 def test_every_probe_case_has_a_label_of_its_own():
     probes = {}
-    exec(grade.load_probes(), probes)
+    exec(grade.PROBES, probes)
     for name, probe in probes.items():
         if name.startswith("probe_"):
             labels = [label for label, _, _ in probe({})]

@@ -45,6 +45,8 @@ SANDBOX_DIR = Path(__file__).resolve().parent / "exercise_checks"   # runner.py,
 LAUNCHER = []   # a command that starts bwrap as another user (tests use setpriv)
 RUNNER = "".join((SANDBOX_DIR / name).read_text(encoding="utf-8")
                  for name in ("compare.py", "runner.py"))
+PROBES = "\n\n".join((exercises.CHECKS_DIR / name).read_text(encoding="utf-8")
+                     for name in ("helpers.py", "probes.py"))   # what a sandbox probes with
 REPORTS = ("grades.csv", "feedback.csv", "summary.txt")
 
 
@@ -187,15 +189,9 @@ def score(ex, reference, answer):
         or "all checks passed"
 
 
-def load_probes():
-    return "\n\n".join(path.read_text(encoding="utf-8") for path in (
-        exercises.CHECKS_DIR / "helpers.py", exercises.CHECKS_DIR / "probes.py"))
-
-
 def jobs(stage):
     """{exercise id: what its sandbox runs besides the submission}."""
-    probes = load_probes()
-    return {ex.id: {"context": exercises.grader_context(stage, ex.id), "probes": probes,
+    return {ex.id: {"context": exercises.grader_context(stage, ex.id), "probes": PROBES,
                     "name": ex.name, "exercise": ex.id, "defines": ex.defines, "kind": "ipynb"}
             for ex in exercises.stage_exercises(stage)}
 
@@ -325,10 +321,8 @@ def grade_folder(stage, folder, out_dir=None, workers=2, timeout=5, memory_mb=76
 def csv_text(rows):
     """CSV of rows; a text cell that a spreadsheet would take for a formula gets a leading '."""
     out = io.StringIO()
-    for row in rows:
-        cells = [printable(c) if isinstance(c, str) else c for c in row]
-        csv.writer(out).writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c
-                                  for c in cells])
+    csv.writer(out).writerows([("'" if c[:1] in "=+-@" else "") + printable(c)
+                               if isinstance(c, str) else c for c in row] for row in rows)
     return out.getvalue()
 
 

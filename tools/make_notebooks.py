@@ -31,7 +31,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import stages
-from experiments_report import ABLATION_BY_NAME
 
 TOOL_VERSION = "3"   # bump when a change here alters what an executed notebook would show
 NOTEBOOK_DIR = "notebooks"
@@ -42,6 +41,7 @@ TEXT = "notebook_text.md"
 TRY_IT = "try it"   # the pseudo-section of a prose file that introduces the try-it cell
 DEMO_FILES = {3: ["data/repeats.txt", "tools/attention_probe.py"]}   # stage 3's attention demo
 TRY_IT_SPECS = tomllib.loads((stages.TEMPLATES / "try_it.toml").read_text(encoding="utf-8"))
+ABLATIONS = tomllib.loads((stages.TEMPLATES / "ablations.toml").read_text(encoding="utf-8"))
 
 
 def stem(i):
@@ -226,9 +226,11 @@ def try_it_spec(i):
     """(title, edits, settings of both runs, extra settings of the changed copy) of stage i's
     try-it cell; edits: (old, new) text pairs, or None (a script runs beside this one)."""
     spec = TRY_IT_SPECS[f"stage{i}"]
-    if "ablation" in spec:
-        found = ABLATION_BY_NAME[spec["ablation"]]
-        return found.title, found.edits, spec["settings"], found.settings
+    if "ablation" in spec:   # one of the experiments' ablations (tools/templates/ablations.toml)
+        found = [a for group in ("full", "stage3") for a in ABLATIONS[group]
+                 if a["name"] == spec["ablation"]][0]
+        edits = [tuple(ABLATIONS["edits"][name]) for name in found.get("edits", [])]
+        return found["title"], edits, spec["settings"], found.get("settings", [])
     edits = [tuple(edit) for edit in spec["edits"]] if "edits" in spec else None
     return spec["title"], edits, spec["settings"], spec.get("copy_settings", [])
 

@@ -21,14 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # repository root
-STAGE_FILES = [
-    "train0_bigram.py",
-    "train1_mlp_manual_grad.py",
-    "train2_autograd.py",
-    "train3_single_head.py",
-    "train4_multihead.py",
-    "train5_adam.py",
-]
+STAGE_FILES = ["train0_bigram.py", "train1_mlp_manual_grad.py", "train2_autograd.py",
+               "train3_single_head.py", "train4_multihead.py", "train5_adam.py"]
 CONCEPTS = {  # the one concept each stage adds, for tables and page titles
     0: "bigram counts",
     1: "MLP + manual gradients",
@@ -183,20 +177,13 @@ def changed_sections(i, root=ROOT):
     from stage i-1, in stage i's order, then names of sections stage i removed."""
     if i < 1:
         raise IndexError("stage 0 has no previous stage")
-    old = read_sections(i - 1, root)
-    new = read_sections(i, root)
-    old_names = [name for name, _ in old]
-    new_names = [name for name, _ in new]
-    changed = []
-    for name in dict.fromkeys(new_names):  # each name once, in order
-        old_texts = [body for n, body in old if n == name]
-        new_texts = [body for n, body in new if n == name]
-        if old_texts != new_texts:
-            changed.append(name)
-    for name in dict.fromkeys(old_names):
-        if name not in new_names:
-            changed.append(name)
-    return changed
+    old, new = read_sections(i - 1, root), read_sections(i, root)
+
+    def texts(sections, name):
+        return [body for n, body in sections if n == name]
+    changed = [name for name in dict.fromkeys(n for n, _ in new)   # each name once, in order
+               if texts(old, name) != texts(new, name)]
+    return changed + [name for name in dict.fromkeys(n for n, _ in old) if name not in dict(new)]
 
 
 def diff_counts(i, root=ROOT):
@@ -220,8 +207,7 @@ def exec_as_stage(code, i, ns, argv=(), root=ROOT):
     """Exec `code` into the namespace `ns` as stage i's script run with settings `argv`
     (--name=value); returns what it printed. A script skips its command line where ipykernel is
     loaded (a notebook): it is hidden meanwhile, so the settings apply in a process that
-    imported it for something else (a test run). Code is padded to the script's line numbers
-    when `ns['_line']` says where it starts."""
+    imported it for something else (a test run)."""
     path = str(stage_path(i, root))
     saved_argv, sys.argv = sys.argv, [path, *map(str, argv)]
     ipykernel = sys.modules.pop("ipykernel", None)

@@ -48,19 +48,6 @@ def standalone_check(function, source=None):
     return "".join(imports) + "\n\n" + body + f"\n\nrun_check({function}, strict=True)"
 
 
-def hidden_source(ex, reference, solved_nb):
-    """hidden_<name>(ns): the probe of exercise ex against `reference` (its answers), with the
-    solutions of the other exercise cells of the solved handout in place."""
-    others = "\n\n".join(cell["source"] for cell in solved_nb["cells"]
-                         if ex.id not in cell["metadata"]["microgpt"].get("exercises", [ex.id]))
-    names = [node.name for node in ast.parse(others).body
-             if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
-    return (f"def hidden_{ex.name}(ns):\n"
-            f'    """The grader\'s probe of exercise {ex.id}, and its reference answers."""\n'
-            f"    probe_check(ns, probe_{ex.name}, {reference!r},\n"
-            f"                {others!r},\n                {names!r})\n")
-
-
 def nbgrader_meta(grade_id, solution=False, locked=True, points=None):
     meta = {"grade": points is not None, "grade_id": grade_id, "locked": locked,
             "schema_version": 3, "solution": solution, "task": False}
@@ -68,12 +55,21 @@ def nbgrader_meta(grade_id, solution=False, locked=True, points=None):
 
 
 def check_cells(ex, reference, solved_nb):
+    """Exercise ex's visible and hidden check, half its points each; the hidden one runs the
+    grader's probe against `reference` (its answers), the other exercise cells solved."""
+    others = "\n\n".join(cell["source"] for cell in solved_nb["cells"]
+                         if ex.id not in cell["metadata"]["microgpt"].get("exercises", [ex.id]))
+    names = [node.name for node in ast.parse(others).body
+             if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    hidden = (f"def hidden_{ex.name}(ns):\n"
+              f'    """The grader\'s probe of exercise {ex.id}, and its reference answers."""\n'
+              f"    probe_check(ns, probe_{ex.name}, {reference!r},\n"
+              f"                {others!r},\n                {names!r})\n")
     key = ex.id.replace(".", "_")
-    checks = [("check", "visible", standalone_check(f"check_{ex.name}"), ex.points // 2),
-              ("hidden", "hidden", standalone_check(f"hidden_{ex.name}", hidden_source(
-                  ex, reference, solved_nb)), ex.points - ex.points // 2)]
     cells = []
-    for kind, part, check, points in checks:
+    for kind, part, source, points in [("check", "visible", None, ex.points // 2),
+                                       ("hidden", "hidden", hidden, ex.points - ex.points // 2)]:
+        check = standalone_check(f"{kind}_{ex.name}", source)
         cells.append(exercises.code(stages.template(exercises.CELLS, part, id=ex.id, check=check)
                                     + "\n", {"source": kind, "exercise": ex.id}))
         cells[-1]["metadata"]["nbgrader"] = nbgrader_meta(kind + key, points=points)

@@ -27,7 +27,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -116,28 +115,24 @@ def read_bounded(fd, limit, deadline):
             return None, "oversized"
 
 
-def feed(stream, data):
-    with contextlib.suppress(OSError):   # the process ended before reading its job
-        stream.write(data)
-        stream.close()
-
-
 def run_job(job, settings, fd):
     """(answer, None) or (None, why it scores 0): one job run on the file open as fd, sandboxed."""
     payload = json.dumps(dict(job, memory_mb=settings["memory_mb"], cpu_s=settings["timeout"],
                               isolated=settings["isolated"], fd=fd, max_bytes=MAX_SUBMISSION))
     folder = None if settings["isolated"] else tempfile.mkdtemp(prefix="grade-")
     names = os.open(NAMES, os.O_RDONLY)
+    stdin = tempfile.TemporaryFile()   # the job, in a file: no write waits on the sandbox
     try:
+        stdin.write(payload.encode())
+        stdin.seek(0)
         if folder:   # the working folder of a process that is not isolated
             os.makedirs(os.path.join(folder, "data"))
             shutil.copy(NAMES, os.path.join(folder, "data", "names.txt"))
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
         proc = subprocess.Popen(sandbox_command(settings["isolated"], names),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, env=env, cwd=folder,
                                 start_new_session=True, pass_fds=(names, fd))
-        threading.Thread(target=feed, args=(proc.stdin, payload.encode()), daemon=True).start()
         # the CPU limit is the timeout (SIGXCPU reads as timed out); the wall clock gets twice
         # that, so a classmate's busy sandbox on a shared core never pushes an honest one past it
         raw, problem = read_bounded(proc.stdout.fileno(), MAX_ANSWER,
@@ -148,6 +143,7 @@ def run_job(job, settings, fd):
         returncode = proc.wait()
     finally:
         os.close(names)
+        stdin.close()
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
     if problem == "timeout" or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):

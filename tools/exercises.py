@@ -186,21 +186,19 @@ def exercise_cells(exs, source, section):
 
 
 def split_top_level(text, line_numbers):
-    """[(chunk, is_marked, first, last)]: a cell's code cut so that each top-level statement
-    holding one of the (1-based) line numbers is a chunk of its own, lines first..last."""
+    """[(chunk, first, last)]: a cell's code cut so that each top-level statement holding one
+    of the (1-based) line numbers is a chunk of its own, lines first..last."""
     lines = stages.split_lines(text)
-    pieces, pos = [], 0
+    cuts = [0]
     for node in ast.parse(text).body:
         if any(node.lineno <= n <= node.end_lineno for n in line_numbers):
-            start = node.lineno - 1 - len(getattr(node, "decorator_list", []))
             end = node.end_lineno
             while end < len(lines) and lines[end][:1] == " " and lines[end].strip()[:1] == "#":
                 end += 1   # an indented comment after the body belongs to it
-            pieces += [(pos, start, False), (start, end, True)]
-            pos = end
-    pieces.append((pos, len(lines), False))
-    return [("".join(lines[a:b]).strip("\n") + "\n", m, a + 1, b)
-            for a, b, m in pieces if "".join(lines[a:b]).strip()]
+            cuts += [node.lineno - 1 - len(getattr(node, "decorator_list", [])), end]
+    cuts.append(len(lines))
+    return [("".join(lines[a:b]).strip("\n") + "\n", a + 1, b)
+            for a, b in zip(cuts, cuts[1:]) if "".join(lines[a:b]).strip()]
 
 
 def script_cells(source, section, exs, regions, modes):
@@ -224,11 +222,11 @@ def script_cells(source, section, exs, regions, modes):
     if any(new not in text for new, _ in stubs):
         raise CourseError(f"{section}: an exercise's stub is lost from the handout's cell")
     stubs = [(text[:text.find(new)].count("\n") + 1, ex) for new, ex in stubs]
-    for chunk, is_exercise, first, last in split_top_level(text, [line for line, _ in stubs]):
-        if not is_exercise:
+    for chunk, first, last in split_top_level(text, [line for line, _ in stubs]):
+        owners = list({ex.id: ex for line, ex in stubs if first <= line <= last}.values())
+        if not owners:   # a chunk between the statements holding a stub
             cells.append(code(chunk, {"source": "script", "section": section}))
             continue
-        owners = list({ex.id: ex for line, ex in stubs if first <= line <= last}.values())
         functions = [f for ex in owners for f in extracted(ex, regions, modes[ex.id])]
         cells += exercise_cells(owners, "\n\n".join([chunk, *functions]), section)
     return cells

@@ -278,10 +278,9 @@ def output_folder(folder):
     never go into a link, a file, or a folder holding anything but earlier reports."""
     for k in range(1, 100):
         path = Path(folder) / ("grades" if k == 1 else f"grades-{k}")
-        if not os.path.lexists(path):
-            return path
-        if path.is_dir() and not path.is_symlink() and all(
-                e.name in REPORTS and e.is_file(follow_symlinks=False) for e in os.scandir(path)):
+        if not os.path.lexists(path) or (path.is_dir() and not path.is_symlink() and all(
+                e.name in REPORTS and e.is_file(follow_symlinks=False)
+                for e in os.scandir(path))):
             return path
     raise CourseError(f"no free name for the reports in {folder}; give --out DIR")
 
@@ -339,8 +338,7 @@ def summary_text(stage, exs, names, marks, skipped, elapsed):
     lines += [f"{name[:31]:<32}" + "".join(f"{p:>7g}" for p in m) + f"{total:>8g}"
               for name, m, total in zip(names, marks, totals)]
     if skipped:
-        lines += ["", f"not graded ({len(skipped)}):"]
-        lines += [f"  {shown(name)}: {why}" for name, why in skipped]
+        lines += ["", f"not graded ({len(skipped)}):", *(f"  {shown(n)}: {w}" for n, w in skipped)]
     return "\n".join(lines) + "\n"
 
 

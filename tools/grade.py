@@ -121,10 +121,11 @@ def run_job(job, settings, fd):
                               isolated=settings["isolated"], fd=fd, max_bytes=MAX_SUBMISSION))
     folder = None if settings["isolated"] else tempfile.mkdtemp(prefix="grade-")
     names = os.open(NAMES, os.O_RDONLY)
-    stdin = tempfile.TemporaryFile()   # the job, in a file: no write waits on the sandbox
+    with tempfile.TemporaryFile() as job_file:   # the job, in a file: no write waits on it
+        job_file.write(payload.encode())
+        job_file.flush()   # the sandbox reads it through a read-only descriptor of its own
+        stdin = os.open(f"/proc/self/fd/{job_file.fileno()}", os.O_RDONLY)
     try:
-        stdin.write(payload.encode())
-        stdin.seek(0)
         if folder:   # the working folder of a process that is not isolated
             os.makedirs(os.path.join(folder, "data"))
             shutil.copy(NAMES, os.path.join(folder, "data", "names.txt"))
@@ -143,7 +144,7 @@ def run_job(job, settings, fd):
         returncode = proc.wait()
     finally:
         os.close(names)
-        stdin.close()
+        os.close(stdin)
         if folder:
             shutil.rmtree(folder, ignore_errors=True)
     if problem == "timeout" or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):

@@ -53,7 +53,7 @@ def test_an_ablated_copy_trains_and_its_output_is_parsed(names_file, monkeypatch
     assert 0 < run["train_loss_last50"] < 10
     assert len(run["samples"]) == report.NUM_SAMPLES
     assert run["samples_in_train"] == 0
-    assert run["sha256"] == experiments.sha256_text(experiments.job_script(job)[1])
+    assert run["sha256"] == stages.sha256(experiments.job_script(job)[1])
 
 
 def fake_results(ladder, ablated=None):

@@ -124,23 +124,6 @@ def test_reference_table_puts_each_figure_in_its_column():
     assert f"Reference: {reference['source']}. Ours:" in markdown
 
 
-def test_reference_table_says_which_stages_kept_their_seed_figures():
-    results = {"machine": fake_machine(), "stages": [
-        {"stage": k, "file": name, "train_loss_last50": 2.4, "cpu_s": 10.0}
-        for k, name in enumerate(stages.STAGE_FILES)]}
-    run = {"seed": 1, "train_loss_last50": 2.3, "val_loss": 2.4}
-    seeds = {"machine": fake_machine(), "seeds": [1], "stages": [{"stage": 0, "runs": [run]}]}
-    for k in range(1, len(stages.STAGE_FILES)):
-        seeds["stages"].append({"stage": k, "runs": [run], "measured_sha256": "y",
-                                "confirmed_by_seed": 1, "measured_on": "Abacus 2000"})
-    reference = {"source": "x", "stages": [
-        {"stage": k, "train_loss_last50": 2.5, "wall_s": 1.0} for k in range(6)]}
-    markdown = readme_figures.render_reference_table(reference, results, seeds)
-    assert ("Only stage 0 was measured by that command; the seed figures of stages "
-            "1, 2, 3, 4, 5 were measured on Abacus 2000") in markdown
-    assert "reproduce their seed-1 run exactly" in markdown
-
-
 def test_paired_table_puts_each_figure_in_its_column():
     paired = {"machine": fake_machine(), "load_avg": [3.5, 3.0, 2.0], "old_rev": "aaaaaaa",
               "command": "python tools/benchmark.py --paired", "limit": 1.1,
@@ -246,7 +229,7 @@ def test_full_run_parses_the_scripts_output(tmp_path):
     assert row["ms_per_step"] == 0.25   # the last progress line: the mean over the run
     assert row["train_time_s"] == 0.25   # 0.25 ms times 1000 steps
     assert row["lines"] == 5   # the blank line does not count
-    assert row["sha256"] == benchmark.sha256(script)
+    assert row["sha256"] == stages.sha256(script)
     assert row["wall_s"] > 0 and row["peak_rss_kb"] > 0
 
 

@@ -1,14 +1,13 @@
 """Measure the stage scripts of the working tree. Generates benchmarks/results.json (--full),
 seeds.json (--seeds), the text of benchmarks/profile.txt (--profile) and the golden losses
-tests/fixtures/per_step_losses.json (--losses); reads the stage scripts, data/names.txt and,
-for --seeds --stages, seeds.json. Comparisons with older revisions are finished records:
-benchmarks/engine.json, paired.json, reference.json (see benchmarks/README.md).
+tests/fixtures/per_step_losses.json (--losses); reads the stage scripts and data/names.txt.
+Comparisons with older revisions are finished records: benchmarks/engine.json, paired.json,
+reference.json (see benchmarks/README.md).
 
     python tools/benchmark.py --stages 2 5 --steps 50 --args="--n_embd=8"   # s/step, memory
     python tools/benchmark.py --profile 5 --steps 10 > benchmarks/profile.txt   # top 15
     python tools/benchmark.py --full              # each script at its defaults (3 minutes)
-    python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10 [--stages 0]   # (10 minutes) with
-                    # --stages, other stages' rows are kept if their script still reproduces them
+    python tools/benchmark.py --seeds 1 2 3 4 5 6 7 8 9 10   # every stage, about 10 minutes
     python tools/benchmark.py --losses            # every loss of 20 small steps per stage
 
 A step: a worker subprocess runs the script's sections before `# === training ===`, then times
@@ -20,7 +19,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import cProfile
-import hashlib
 import io
 import json
 import os
@@ -93,8 +91,8 @@ def run_worker(spec):
             rows = time_steps(stage, g, steps)
     wall = time.perf_counter() - wall_start
     means = [None if rows[0][k] is None else sum(r[k] for r in rows) / len(rows) for k in range(4)]
-    result = {"stage": stage, "file": stages.STAGE_FILES[stage],
-              "sha256": sha256(stages.stage_path(stage)), "args": spec["args"], "steps": steps,
+    result = {"stage": stage, "file": stages.STAGE_FILES[stage], "args": spec["args"],
+              "sha256": stages.sha256(stages.stage_path(stage)), "steps": steps,
               "s_per_step": sum(m for m in means if m is not None),
               **dict(zip(["forward_s", "backward_s", "update_s", "free_s"], means)),
               "wall_s_per_step": wall / steps,
@@ -107,10 +105,6 @@ def run_worker(spec):
 
 
 # ---------------------------------------------------------------- parent side
-def sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def bench_stage(stage, steps, args=(), profile=False):
     """Benchmark stage script `stage` in a fresh worker subprocess; returns its dict."""
     spec = {"stage": stage, "steps": steps, "profile": profile,
@@ -134,17 +128,9 @@ def full_run(stage, root=stages.ROOT, flags=()):
         last = (err.strip().splitlines() or ["(no message)"])[-1].removeprefix("error: ")
         raise CourseError(f"{path.name} failed: {last}")
     lines = path.read_text(encoding="utf-8").splitlines()
-    row = {"stage": stage, "file": path.name, "sha256": sha256(path),
+    row = {"stage": stage, "file": path.name, "sha256": stages.sha256(path),
            "lines": sum(1 for line in lines if line.strip())}   # non-blank lines
-    progress = [line for line in out.splitlines() if line.startswith("step ")]
-    for key, pattern in stages.OUTPUT_FIELDS.items():
-        if key == "ms_per_step":   # the last progress line: the mean over the whole run
-            match = re.search(pattern, progress[-1] if progress else "")
-        else:
-            match = re.search(pattern, out, re.MULTILINE)
-        if not match:
-            raise CourseError(f"{path.name}: no line matching {pattern!r} in its output")
-        row[key] = int(match.group(1)) if key == "num_params" else float(match.group(1))
+    row.update(stages.parse_output(out))
     steps = int(re.findall(r"^step +\d+ / (\d+) ", out, re.MULTILINE)[-1])
     row.update(train_time_s=round(row["ms_per_step"] * steps / 1000, 2), wall_s=round(wall, 2),
                cpu_s=round(usage.ru_utime + usage.ru_stime, 2), peak_rss_kb=usage.ru_maxrss,
@@ -183,55 +169,24 @@ def seed_run(stage, seed):
     return full_run(stage, flags=[f"--seed={seed}", "--num_samples=0"])
 
 
-def kept_seed_rows(seeds, stage_list, jobs):
-    """The rows of seeds.json for the stages not in stage_list, kept from the recorded file. A
-    row measured on another version of its script is kept only if the current script, run with
-    the first seed, prints the same two losses: one run instead of ten. It then records the
-    current script's SHA-256, the one it was measured on (measured_sha256), the seed that
-    confirmed it (confirmed_by_seed) and the machine it was measured on (measured_on)."""
-    others = [stage for stage in range(len(stages.STAGE_FILES)) if stage not in stage_list]
-    if not others:
-        return {}
-    recorded = json.loads(SEEDS.read_text(encoding="utf-8"))
-    if recorded["seeds"] != list(seeds):
-        raise CourseError(f"--stages: seeds.json has seeds {recorded['seeds']}: give the same")
-    rows = {row["stage"]: row for row in recorded["stages"]}
-    to_confirm = [s for s in others if rows[s]["sha256"] != sha256(stages.stage_path(s))]
-    print(f"keeping stages {others}; confirming {to_confirm} with --seed={seeds[0]}", flush=True)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        runs = list(pool.map(lambda stage: seed_run(stage, seeds[0]), to_confirm))
-    for stage, run in zip(to_confirm, runs):
-        old = rows[stage]
-        was, now = [(r["train_loss_last50"], r["val_loss"]) for r in (old["runs"][0], run)]
-        if now != was:
-            raise CourseError(f"{old['file']} --seed={seeds[0]} now gives {now}, recorded "
-                              f"{was}: re-measure it (--stages)")
-        rows[stage] = {"measured_sha256": old["sha256"], "confirmed_by_seed": seeds[0],
-                       "measured_on": stages.machine_line(recorded["machine"]),
-                       **old, "sha256": run["sha256"]}   # an earlier keep's fields stay
-    return {stage: rows[stage] for stage in others}
-
-
-def do_seeds(seeds, stage_list, jobs):
+def do_seeds(seeds, jobs):
     """Run each stage at its defaults once per seed (`jobs` runs at a time); write seeds.json.
     The last-50 train loss averages the losses of 50 training names, and which 50 depends on
     the seed (it shuffles the names): one seed is one draw, the spread over seeds shows how
-    far a single figure can be trusted. Stages not in stage_list are kept (kept_seed_rows)."""
-    kept = kept_seed_rows(seeds, stage_list, jobs)
-    runs = [(stage, seed) for stage in stage_list for seed in seeds]
+    far a single figure can be trusted."""
+    runs = [(stage, seed) for stage in range(len(stages.STAGE_FILES)) for seed in seeds]
     print(f"{len(runs)} runs, {jobs} at a time ...", flush=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         rows = list(pool.map(lambda run: seed_run(*run), runs))
-    by_stage = dict(kept)
-    for stage in stage_list:
-        mine = [(seed, row) for (s, seed), row in zip(runs, rows) if s == stage]
-        by_stage[stage] = {
-            "stage": stage, "file": stages.STAGE_FILES[stage], "sha256": mine[0][1]["sha256"],
-            "runs": [{"seed": seed, "train_loss_last50": row["train_loss_last50"],
-                      "val_loss": row["val_loss"]} for seed, row in mine]}
+    by_stage = {}
+    for (stage, seed), row in zip(runs, rows):
+        by_stage.setdefault(stage, {"stage": stage, "file": row["file"], "sha256": row["sha256"],
+                                    "runs": []})["runs"].append(
+            {"seed": seed, "train_loss_last50": row["train_loss_last50"],
+             "val_loss": row["val_loss"]})
     write_json(SEEDS, {"generated": f"by {TOOL} --seeds; do not edit: rerun the tool",
                        "machine": stages.machine_info(), "seeds": list(seeds),
-                       "stages": [by_stage[stage] for stage in sorted(by_stage)]})
+                       "stages": list(by_stage.values())})
 
 
 def training_losses(stage, settings, root=stages.ROOT):
@@ -246,7 +201,7 @@ def training_losses(stage, settings, root=stages.ROOT):
 def do_losses():
     """Write the golden losses, keeping the old file's note on their history if none changed."""
     rows = [{"stage": stage, "file": stages.STAGE_FILES[stage],
-             "sha256": sha256(stages.stage_path(stage)), "settings": LOSS_SETTINGS[stage],
+             "sha256": stages.sha256(stages.stage_path(stage)), "settings": LOSS_SETTINGS[stage],
              "losses": training_losses(stage, LOSS_SETTINGS[stage])} for stage in range(6)]
     old = json.loads(LOSSES.read_text(encoding="utf-8")) if LOSSES.exists() else {}
     same = [row["losses"] for row in old.get("stages", [])] == [row["losses"] for row in rows]
@@ -261,7 +216,7 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--stages", type=int, nargs="+", choices=range(6), metavar="N", default=range(6),
-        help="stages to measure, 0-5 (default: all)")
+        help="stages to measure, 0-5 (default: all; --seeds measures all)")
     add("--steps", type=int, default=20, help="steps per stage (default: 20)")
     add("--args", default="", help='extra settings for the scripts, e.g. --args="--n_embd=8"')
     add("--jobs", type=int, default=os.cpu_count() or 1,
@@ -290,7 +245,7 @@ def main():
     elif opts.seeds:
         if len(set(opts.seeds)) != len(opts.seeds):
             raise CourseError("--seeds: each seed once")
-        do_seeds(opts.seeds, opts.stages, opts.jobs)
+        do_seeds(opts.seeds, opts.jobs)
     elif opts.losses:
         do_losses()
     elif opts.profile is not None:

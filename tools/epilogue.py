@@ -19,7 +19,6 @@ Needs nbformat; --execute nbclient, ipykernel, matplotlib and torch; --measure t
 """
 # ruff: noqa: Q000  (measure() keeps the quotes it was measured with: its text is hashed)
 import argparse
-import hashlib
 import inspect
 import json
 import math
@@ -73,7 +72,7 @@ def code_sha256(root):
     """What the measurements depend on: the shared code, stage 5's code and measure()'s text."""
     text = "\0".join([shared_code(root), stages.script_code(stages.read_stage(5, root)),
                       inspect.getsource(measure)])
-    return hashlib.sha256(text.encode()).hexdigest()
+    return stages.sha256(text)
 
 
 def load_results(root):
@@ -107,7 +106,7 @@ def build_notebook(root):
             missing |= {key.strip() for key in FIGURE.findall(cell.source)} - set(quotes)
             cell.source = stages.fill_figures(FIGURE.sub(quote, cell.source), PROSE)
     nb = stages.new_notebook(cells, {"generated_by": TOOL, "prose": PROSE,
-                                     "source_sha256": hashlib.sha256(source.encode()).hexdigest(),
+                                     "source_sha256": stages.sha256(source),
                                      "outputs_from_sha256": None})
     return nb, missing
 

@@ -20,7 +20,6 @@ text edits) in a temporary directory, two at a time, in the order of plan().
 import argparse
 import concurrent.futures
 import functools
-import hashlib
 import json
 import os
 import re
@@ -83,25 +82,16 @@ def job_settings(job):
             *extra]
 
 
-def sha256_text(text):
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 @functools.cache
 def code_sha256(text):
     """SHA-256 of what a script computes: a comment or docstring edit leaves it alone."""
-    return sha256_text(stages.script_code(text))
+    return stages.sha256(stages.script_code(text))
 
 
 def parse_output(out, demo=False):
     """num_params, train_loss_last50, val_loss and samples from what a stage script printed,
     and for the demo what tools/attention_probe.py printed."""
-    row = {}
-    for key in ("num_params", "train_loss_last50", "val_loss"):
-        match = re.search(stages.OUTPUT_FIELDS[key], out, re.MULTILINE)
-        if not match:
-            raise ValueError(f"no line matching {stages.OUTPUT_FIELDS[key]!r} in the output")
-        row[key] = int(match.group(1)) if key == "num_params" else float(match.group(1))
+    row = stages.parse_output(out, ("num_params", "train_loss_last50", "val_loss"))
     row["samples"] = re.findall(r"^sample \d+: (.*)$", out, re.MULTILINE)
     if demo:
         probe = re.search(r"^attention: (.*)$", out, re.MULTILINE)
@@ -116,7 +106,7 @@ def run_job(job, train_names, data_names):
     name, text = job_script(job)
     settings = job_settings(job)
     run = {"group": job.group, "name": job.name, "stage": job.stage, "num_steps": job.steps,
-           "seed": job.seed, "settings": settings, "script": name, "sha256": sha256_text(text),
+           "seed": job.seed, "settings": settings, "script": name, "sha256": stages.sha256(text),
            "code_sha256": code_sha256(text)}
     with tempfile.TemporaryDirectory(prefix="experiments-") as tmp:
         (Path(tmp) / name).write_text(text, encoding="utf-8")
@@ -128,7 +118,7 @@ def run_job(job, train_names, data_names):
         if code != 0:
             raise ValueError((err.strip().splitlines() or ["(no message)"])[-1])
         run.update(parse_output(out, job.group == "demo"))
-    except ValueError as e:
+    except (ValueError, stages.CourseError) as e:
         run.update(error=str(e), val_loss=None, train_loss_last50=None, samples=[])
     run["samples_in_train"] = sum(1 for s in run["samples"] if s in train_names)
     run["samples_in_data"] = sum(1 for s in run["samples"] if s in data_names)

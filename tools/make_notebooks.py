@@ -23,7 +23,6 @@ Needs nbformat; --execute also nbclient, ipykernel, matplotlib.
 """
 import argparse
 import ast
-import hashlib
 import re
 import sys
 import tomllib
@@ -290,7 +289,7 @@ def build_notebook(i, root):
     return stages.new_notebook(cells, {
         "generated_by": TOOL, "stage": i, "script": stages.STAGE_FILES[i],
         "prose": f"{PROSE_DIR}/{stem(i)}.md", "outputs_from_sha256": None,
-        "source_sha256": hashlib.sha256(source.encode()).hexdigest()})
+        "source_sha256": stages.sha256(source)})
 
 
 def readme_text(root):

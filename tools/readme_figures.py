@@ -13,7 +13,6 @@ tables and notes of tools/templates/readme_figures.md; tools/templates/readme_co
                                               # or results.json / seeds.json measured other scripts
 """
 import argparse
-import hashlib
 import json
 import sys
 
@@ -86,21 +85,7 @@ def render_reference_table(reference, results, seeds):
                      seconds(refs[k]["wall_s"]), seconds(row["cpu_s"])])
     command = f"python tools/benchmark.py --seeds {' '.join(map(str, seed_list))}"
     return block("reference", rows, seeds=label, source=reference["source"], command=command,
-                 machine=stages.machine_line(seeds["machine"]), kept=kept_note(seeds))
-
-
-def kept_note(seeds):
-    """A sentence naming the stages whose seed figures were kept from an earlier version of
-    their script (benchmark.py --seeds ... --stages), or '' if every stage was measured."""
-    kept = [row for row in seeds["stages"] if "measured_sha256" in row]
-    if not kept:
-        return ""
-    measured = [str(row["stage"]) for row in seeds["stages"] if row not in kept]
-    on = f" on {kept[0]['measured_on']}" if kept[0].get("measured_on") else ""
-    return " " + stages.template(
-        "readme_figures.md", "kept", plural="s" if len(measured) > 1 else "", on=on,
-        measured=", ".join(measured), seed=kept[0]["confirmed_by_seed"],
-        kept=", ".join(str(row["stage"]) for row in kept))
+                 machine=stages.machine_line(seeds["machine"]))
 
 
 def render_engine(engine):
@@ -169,7 +154,7 @@ def check_hashes(results, name="results"):
     other than the current ones."""
     for row in results["stages"]:
         path = stages.stage_path(row["stage"])
-        if hashlib.sha256(path.read_bytes()).hexdigest() != row["sha256"]:
+        if stages.sha256(path) != row["sha256"]:
             raise CourseError(f"benchmarks/{name}.json measured another version of {path.name}: "
                               f"rerun {MEASURED[name]}")
 

@@ -10,6 +10,7 @@ tools/ on the path). Functions that read the repository take an optional `root`.
 import ast
 import contextlib
 import difflib
+import hashlib
 import io
 import os
 import platform
@@ -199,8 +200,27 @@ OUTPUT_FIELDS = {  # a measured figure: the pattern of its line in a stage scrip
     "num_params": r"^num params: (\d+)$",
     "train_loss_last50": r"^train loss \(last 50 steps\): ([\d.]+)$",
     "val_loss": r"^val loss: ([\d.]+) ",
-    "ms_per_step": r"^step +\d+ / \d+ \| loss [\d.]+ \| ([\d.]+) ms/step \| ETA \d+ s\Z",
+    "ms_per_step": r"^step +\d+ / \d+ \| loss [\d.]+ \| ([\d.]+) ms/step \| ETA \d+ s$",
 }
+
+
+def parse_output(out, keys=tuple(OUTPUT_FIELDS)):
+    """{key: figure} from what a stage script printed: the last line matching each key's pattern
+    (for ms_per_step, the last progress line: the mean over the whole run)."""
+    figures = {}
+    for key in keys:
+        found = re.findall(OUTPUT_FIELDS[key], out, re.MULTILINE)
+        if not found:
+            raise CourseError(f"no line matching {OUTPUT_FIELDS[key]!r} in the output")
+        figures[key] = int(found[-1]) if key == "num_params" else float(found[-1])
+    return figures
+
+
+def sha256(data):
+    """Hex SHA-256 of a file (a Path), of bytes, or of text as UTF-8."""
+    if isinstance(data, Path):
+        data = data.read_bytes()
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
 def exec_as_stage(code, i, ns, argv=(), root=ROOT):

@@ -300,7 +300,7 @@ def build_handout(stage, mode="stub", solved=()):
     regions = stage_regions(stage)
     intro = stages.template(
         "handout_intro.md", "intro", tool=TOOL, companion=COMPANIONS[stage], stage=stage,
-        concept=stages.concept(stage), total=sum(ex.minutes for ex in exs),
+        concept=stages.CONCEPTS[stage], total=sum(ex.minutes for ex in exs),
         badge=f"[![Open In Colab]({stages.COLAB_BADGE})]"
               f"({stages.colab_url(f'{OUT_DIR}/{handout_name(stage)}')})",
         rows="\n".join(f"| {ex.id} | {ex.title} | {ex.minutes} min | {ex.points} |"

@@ -325,7 +325,7 @@ def csv_text(rows):
 def summary_text(stage, exs, names, marks, skipped, elapsed):
     top = sum(ex.points for ex in exs)
     totals = [round(sum(m), 2) for m in marks]
-    lines = [f"stage {stage} ({stages.concept(stage)}): {len(names)} submissions graded in "
+    lines = [f"stage {stage} ({stages.CONCEPTS[stage]}): {len(names)} submissions graded in "
              f"{elapsed:.1f} s", "",
              f'{"exercise":<10}{"title":<48}{"mean":>8}{"max":>6}{"full marks":>12}']
     for k, ex in enumerate(exs):

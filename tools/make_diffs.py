@@ -87,7 +87,7 @@ def make_html(k, root):
     difflib.HtmlDiff._default_prefix = 0
     differ = difflib.HtmlDiff(tabsize=4)
     ws_added, ws_removed, ignoring = ignoring_indentation_html(old_lines, new_lines)
-    title = f"{old_file} → {new_file}: {stages.concept(k + 1)}"
+    title = f"{old_file} → {new_file}: {stages.CONCEPTS[k + 1]}"
     return stages.template("diff_page.html", "page",
         mark=MARK, title=html.escape(title), summary=html.escape(stages.summary(k + 1, root)),
         added=added, removed=removed, sections=html.escape(section_list(k + 1, root)),
@@ -105,7 +105,7 @@ def make_readme(root):
         name = pair_name(k)
         pair = f"train{k} → train{k + 1} ([diff]({name}.diff), [side by side]({name}.html))"
         sections = section_list(k + 1, root)
-        rows += f"| {pair} | {stages.concept(k + 1)} | {added} | {removed} | {sections} |\n"
+        rows += f"| {pair} | {stages.CONCEPTS[k + 1]} | {added} | {removed} | {sections} |\n"
     return stages.template("diffs_readme.md", "readme", mark=MARK, tool=TOOL, rows=rows) + "\n"
 
 

@@ -174,8 +174,8 @@ def section_cells(i, name, body, unit, root):
 def header_markdown(i, title, goal, root):
     script = stages.STAGE_FILES[i]
     course = " &rarr; ".join(
-        f"**{j} {stages.concept(j)} (you are here)**" if j == i else
-        f"[{j} {stages.concept(j)}]({colab_link(j)})" for j in range(len(stages.STAGE_FILES)))
+        f"**{j} {stages.CONCEPTS[j]} (you are here)**" if j == i else
+        f"[{j} {stages.CONCEPTS[j]}]({colab_link(j)})" for j in range(len(stages.STAGE_FILES)))
     if i == 0:
         changed = stages.template(TEXT, "changed_first")
     else:
@@ -208,14 +208,14 @@ def result_cells(i):
     seeds = stages.template(TEXT, "seeds", stage=i)
     if i == 0:
         return [cell(stages.template(TEXT, "result_first", seeds=seeds), "prose"),
-                cell(stages.template(CELLS, "result_first", stage=i, concept=stages.concept(i)),
+                cell(stages.template(CELLS, "result_first", stage=i, concept=stages.CONCEPTS[i]),
                      "notebook-only")]
     one = i == 1   # stage 0 has no temperature: stage 1 also samples at 1 to compare
     text = stages.template(TEXT, "result", before=i - 1, previous=notebook_name(i - 1),
                            seeds=seeds, temperature_one=" " + stages.template(
                                TEXT, "temperature_one") if one else "")
-    code = stages.template(CELLS, "result", stage=i, concept=stages.concept(i), before=i - 1,
-                           before_concept=stages.concept(i - 1), previous=notebook_name(i - 1),
+    code = stages.template(CELLS, "result", stage=i, concept=stages.CONCEPTS[i], before=i - 1,
+                           before_concept=stages.CONCEPTS[i - 1], previous=notebook_name(i - 1),
                            temperature_one=stages.template(CELLS, "temperature_one") if one
                            else "")
     return [cell(text, "prose"), cell(code, "notebook-only")]

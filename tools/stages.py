@@ -153,11 +153,6 @@ def summary(i, root=ROOT):
     return docstring.strip().split("\n")[0]
 
 
-def concept(i):
-    """Short title of the concept stage i adds, e.g. 'scalar autograd'."""
-    return CONCEPTS[i]
-
-
 def stage_diff(i, root=ROOT):
     """Unified diff (n=3, labels a/<old> and b/<new>, no timestamps) from stage i-1 to i."""
     if i < 1:

@@ -206,7 +206,7 @@ def stage_page(i):
     notebook = notebook_path(i).name
     cells = json.dumps(notebook_cells(i)).replace("</", "<\\/")
     body = f"""<nav>{" | ".join(nav)}</nav>
-<h1>Stage {i}: {html.escape(stages.concept(i))}</h1>
+<h1>Stage {i}: {html.escape(stages.CONCEPTS[i])}</h1>
 <p>{html.escape(summary(i))}</p>
 {runner(i)}
 <section><h2>The diff{f" from stage {i - 1}" if i else ""}</h2>
@@ -218,12 +218,12 @@ then run it). Until you run a cell, its output is the committed full run's.
 <div class="cells"></div>
 <script type="application/json" class="cells-data">{cells}</script>
 </section>"""
-    return page(f"Stage {i}: {stages.concept(i)}", body)
+    return page(f"Stage {i}: {stages.CONCEPTS[i]}", body)
 
 
 def index_page():
     rows = "".join(
-        f'<tr><td>{i}</td><td><a href="stage{i}.html">{html.escape(stages.concept(i))}</a></td>'
+        f'<tr><td>{i}</td><td><a href="stage{i}.html">{html.escape(stages.CONCEPTS[i])}</a></td>'
         f"<td>{html.escape(summary(i))}</td></tr>\n" for i in range(len(stages.STAGE_FILES)))
     body = f"""<h1>microgpt course: a GPT from scratch, in your browser</h1>
 <p>Six short Python files grow a letter-pair counter into a complete GPT, one concept at a time.

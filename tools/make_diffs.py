@@ -25,16 +25,7 @@ def pair_name(k):
 
 def section_list(i, root):
     """Changed sections of stage i, those new in stage i or removed by it marked so."""
-    old_names = [name for name, _ in stages.read_sections(i - 1, root)]
-    new_names = [name for name, _ in stages.read_sections(i, root)]
-    described = []
-    for name in stages.changed_sections(i, root):
-        if name not in old_names:
-            name += " (new)"
-        elif name not in new_names:
-            name += " (removed)"
-        described.append(name)
-    return ", ".join(described) or "none"
+    return ", ".join(stages.changed_sections(i, root, labelled=True)) or "none"
 
 
 def make_diff(k, root):

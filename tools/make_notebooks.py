@@ -180,14 +180,10 @@ def header_markdown(i, title, goal, root):
         changed = stages.template(TEXT, "changed_first")
     else:
         added, removed = stages.diff_counts(i, root)
-        old, new = (dict(stages.read_sections(j, root)) for j in (i - 1, i))
-        sections = [f"{name} (new)" if name not in old else
-                    f"{name} (removed)" if name not in new else name
-                    for name in stages.changed_sections(i, root)]
         changed = stages.template(
             TEXT, "changed", before=i - 1, added=added, removed=removed,
             diff=stages.github_url(f"diffs/{stages.diff_name(i)}.diff"),
-            sections=", ".join(sections))
+            sections=", ".join(stages.changed_sections(i, root, labelled=True)))
     return stages.template(
         TEXT, "header", title=title, goal=goal, badge=stages.COLAB_BADGE, colab=colab_link(i),
         site=stages.site_url(f"stage{i}.html"),

@@ -168,9 +168,10 @@ def stage_diff(i, root=ROOT):
     return out
 
 
-def changed_sections(i, root=ROOT):
+def changed_sections(i, root=ROOT, labelled=False):
     """Names of sections of stage i that are new or whose text (header included) differs
-    from stage i-1, in stage i's order, then names of sections stage i removed."""
+    from stage i-1, in stage i's order, then names of sections stage i removed; labelled:
+    each new one as 'name (new)' and each removed one as 'name (removed)'."""
     if i < 1:
         raise IndexError("stage 0 has no previous stage")
     old, new = read_sections(i - 1, root), read_sections(i, root)
@@ -179,7 +180,11 @@ def changed_sections(i, root=ROOT):
         return [body for n, body in sections if n == name]
     changed = [name for name in dict.fromkeys(n for n, _ in new)   # each name once, in order
                if texts(old, name) != texts(new, name)]
-    return changed + [name for name in dict.fromkeys(n for n, _ in old) if name not in dict(new)]
+    removed = [name for name in dict.fromkeys(n for n, _ in old) if name not in dict(new)]
+    if labelled:
+        changed = [name if name in dict(old) else f"{name} (new)" for name in changed]
+        removed = [f"{name} (removed)" for name in removed]
+    return changed + removed
 
 
 def diff_counts(i, root=ROOT):

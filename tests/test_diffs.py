@@ -133,7 +133,7 @@ def test_generated_diffs_are_fresh():
 def test_each_diff_turns_the_old_script_into_the_new(k):
     old = stages.stage_path(k).read_bytes().decode("utf-8")
     new = stages.stage_path(k + 1).read_bytes().decode("utf-8")
-    diff = (stages.ROOT / "diffs" / f"{make_diffs.pair_name(k)}.diff").read_text(encoding="utf-8")
+    diff = (stages.ROOT / "diffs" / f"{stages.diff_name(k + 1)}.diff").read_text(encoding="utf-8")
     assert apply_unified_diff(old, diff) == new
 
 
@@ -141,7 +141,7 @@ def test_each_diff_turns_the_old_script_into_the_new(k):
 @pytest.mark.skipif(shutil.which("patch") is None, reason="no patch program")
 @pytest.mark.parametrize("k", PAIRS)
 def test_each_diff_applies_with_patch(k, tmp_path):
-    diff = stages.ROOT / "diffs" / f"{make_diffs.pair_name(k)}.diff"
+    diff = stages.ROOT / "diffs" / f"{stages.diff_name(k + 1)}.diff"
     out = tmp_path / "patched.py"
     old = stages.stage_path(k)
     command = ["patch", "-s", "-F", "0", "-o", str(out), str(old), "-i", str(diff)]  # no fuzz
@@ -166,7 +166,7 @@ def test_adjacent_diff_stays_within_its_budget(i):
 @needs_scripts
 @pytest.mark.parametrize("k", PAIRS)
 def test_html_loads_nothing_from_the_network(k):
-    page = stages.ROOT / "diffs" / f"{make_diffs.pair_name(k)}.html"
+    page = stages.ROOT / "diffs" / f"{stages.diff_name(k + 1)}.html"
     finder = RemoteResources()
     finder.feed(page.read_text(encoding="utf-8"))
     assert finder.found == []

@@ -158,17 +158,6 @@ def write_json(path, data):
     print(f"wrote {path.relative_to(stages.ROOT)}")
 
 
-def do_full(stage_list):
-    rows = [full_run(stage) for stage in stage_list]
-    write_json(RESULTS, {"generated": f"by {TOOL} --full; do not edit: rerun the tool",
-                         "machine": stages.machine_info(), "stages": rows})
-
-
-def seed_run(stage, seed):
-    """One default run of stage `stage` with this seed and no samples."""
-    return full_run(stage, flags=[f"--seed={seed}", "--num_samples=0"])
-
-
 def do_seeds(seeds, jobs):
     """Run each stage at its defaults once per seed (`jobs` runs at a time); write seeds.json.
     The last-50 train loss averages the losses of 50 training names, and which 50 depends on
@@ -177,7 +166,8 @@ def do_seeds(seeds, jobs):
     runs = [(stage, seed) for stage in range(len(stages.STAGE_FILES)) for seed in seeds]
     print(f"{len(runs)} runs, {jobs} at a time ...", flush=True)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(lambda run: seed_run(*run), runs))
+        rows = list(pool.map(lambda run: full_run(run[0], flags=[
+            f"--seed={run[1]}", "--num_samples=0"]), runs))   # no samples: nothing to read
     by_stage = {}
     for (stage, seed), row in zip(runs, rows):
         by_stage.setdefault(stage, {"stage": stage, "file": row["file"], "sha256": row["sha256"],
@@ -241,7 +231,9 @@ def main():
     if (opts.full or opts.seeds or opts.losses) and extra:
         raise CourseError("--full, --seeds and --losses take no --args: their settings are fixed")
     if opts.full:
-        do_full(opts.stages)
+        write_json(RESULTS, {"generated": f"by {TOOL} --full; do not edit: rerun the tool",
+                             "machine": stages.machine_info(),
+                             "stages": [full_run(stage) for stage in opts.stages]})
     elif opts.seeds:
         if len(set(opts.seeds)) != len(opts.seeds):
             raise CourseError("--seeds: each seed once")

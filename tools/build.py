@@ -9,7 +9,7 @@ stops at the first that fails.
     python tools/build.py --check      write nothing; exit 1 at the first stale file
 Measurements (tools/benchmark.py, tools/experiments.py, tools/epilogue.py --measure) are long
 and machine-dependent: they are run on purpose, not by this command. data/names.txt is rebuilt
-from the SSA file by tools/build_names.py, and the in-browser site by web/build.py.
+from the SSA file by tools/build_names.py, and the in-browser site by web/build_site.py.
 """
 import argparse
 import subprocess

@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 import browser
-import build
+import build_site as build
 
-import stages  # tools/stages.py, found through web/build.py
+import stages  # tools/stages.py, found through web/build_site.py
 
 STAGES = [2, 5]
 MS_PER_STEP = re.compile(r"^step .* \| ([\d.]+) ms/step \| ETA \d+ s$", re.M)   # the last column

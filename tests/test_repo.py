@@ -51,11 +51,16 @@ def test_set_moves_every_link_and_keeps_the_generated_files_fresh(tmp_path):
     before = texts(root)
     links = sum(text.count(repo.GITHUB_REPO) for text in before.values())
     assert links > 50   # badges, links and data URLs in the READMEs and 12 notebooks
+    old_site, new_site = repo.site_form(repo.GITHUB_REPO), repo.site_form(NEW)
+    site_links = sum(text.count(old_site) for text in before.values())
+    assert site_links >= 8   # "run in your browser": the README, 6 notebooks, their index
     result = run(root, "tools/repo.py", "--set", NEW)
     assert result.returncode == 0, result.stderr
     after = texts(root)
     assert all(repo.GITHUB_REPO not in text for text in after.values())
     assert sum(text.count(NEW) for text in after.values()) == links
+    assert sum(text.count(new_site) for text in after.values()) == site_links
+    assert all(old_site not in text for text in after.values())
     for path, text in after.items():   # the stored outputs are kept, not re-executed
         if path.suffix == ".ipynb":
             assert outputs(text) == outputs(before[path]), path

@@ -146,7 +146,7 @@ def test_paired_table_puts_each_figure_in_its_column():
     assert "1.250 (stage 4: over the limit)" in readme_figures.render_paired(paired)
     assert "load average 3.5" in markdown
     assert "Issue 9 allows now / before up to 1.10" in markdown
-    assert "by `python tools/benchmark.py --paired`." in markdown
+    assert "by `python tools/benchmark.py --paired` (a finished record)." in markdown
 
 
 def test_benchmark_table_puts_each_figure_in_its_column():
@@ -178,7 +178,7 @@ def test_benchmark_table_puts_each_figure_in_its_column():
     assert row["full run speedup"] == "10.0x"
     assert row["peak memory, before -> after"] == "50 MB -> 26 MB"
     assert "first 20 training names" in markdown
-    assert "`aaaaaaa`" in markdown and "(`bbbbbbb`)" in markdown
+    assert "Before: `aaaaaaa`," in markdown and "after: `bbbbbbb`," in markdown
     assert "by `python tools/benchmark.py --x`" in markdown
 
 
@@ -195,8 +195,8 @@ def test_engine_details_put_each_phase_in_its_column():
                          "full": full},
               "after": {"rev": "HEAD", "commit": "b" * 40, "bench": [bench(3, 1)], "full": full}}
     markdown = readme_figures.render_engine(engine)[1]
-    assert "Before: `aaaaaaa` (`aaaaaaa`); after: `HEAD` (`bbbbbbb`)." in markdown
-    assert "by `python tools/benchmark.py --x`." in markdown
+    assert "Before: `aaaaaaa`; after: `bbbbbbb`." in markdown
+    assert "by `python tools/benchmark.py --x` (a finished record)." in markdown
     rows = table_rows(markdown)
     assert [(row["stage"], row["engine"]) for row in rows] == [("3", "before"), ("3", "after")]
     assert rows[0] == {

@@ -5,7 +5,7 @@ notebooks, epilogue, handouts, README tables, links: each reads what the ones be
 stops at the first that fails.
 
     python tools/build.py              rebuild (notebooks keep outputs whose code is unchanged)
-    python tools/build.py --execute    also run the notebooks whose outputs are stale
+    python tools/build.py --execute    also run the stale notebooks, and the epilogue (always)
     python tools/build.py --check      write nothing; exit 1 at the first stale file
 Measurements (tools/benchmark.py, tools/experiments.py, tools/epilogue.py --measure) are long
 and machine-dependent: they are run on purpose, not by this command. data/names.txt is rebuilt

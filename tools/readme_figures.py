@@ -93,7 +93,7 @@ def render_engine(engine):
     measurements of benchmarks/README.md, one row per stage and engine."""
     before, after = engine["before"], engine["after"]
     slots = {"machine": stages.machine_line(engine["machine"]), "command": engine["command"],
-             "steps": engine["steps"], "before_rev": before["rev"], "after_rev": after["rev"],
+             "steps": engine["steps"], "before_rev": before["rev"],
              "before_commit": before["commit"][:7], "after_commit": after["commit"][:7]}
     full = {(key, row["stage"]): row for key in ("before", "after") for row in engine[key]["full"]}
     rows, details = [], []

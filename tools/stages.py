@@ -1,11 +1,12 @@
-"""What the course tools truly share: where the six stage scripts live and how to split one into
-its sections; where the course is published (its GitHub repository and links); the one error
-type; the write-or-check helper every generator uses; and the markers of generated blocks.
+"""What the course tools truly share: the six stage scripts (paths, sections, diffs, running one
+and parsing its output); where the course is published (its GitHub repository and links); the
+one error type; write-or-check, the generated-block markers and the templates; the notebooks'
+prose parser, their {{exp:KEY}} figures and the steps that keep, run or check their outputs.
 
 A stage script is a docstring, imports, then sections, each introduced by a header line
 `# === name ===`. Everything before the first header is the section named 'preamble'.
-Standard library only; it imports no other tool. Generators `import stages` (pytest's config puts
-tools/ on the path). Functions that read the repository take an optional `root`.
+It imports no other tool; only the notebook steps need nbformat and nbclient (imported where
+used). Functions that read the repository take an optional `root`.
 """
 import ast
 import contextlib

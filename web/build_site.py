@@ -16,6 +16,7 @@ import ast
 import hashlib
 import html
 import json
+import posixpath
 import re
 import shutil
 import sys
@@ -72,12 +73,23 @@ def notebook_cells(i):
             elif "text/plain" in out.get("data", {}):
                 outputs.append({"text": "".join(out["data"]["text/plain"]) + "\n"})
         source = "".join(cell["source"])
-        for k in range(len(stages.STAGE_FILES) * (cell["cell_type"] == "markdown")):
-            # a link to a stage's notebook in Colab: the stage's page of this site
-            source = source.replace(stages.colab_url(f"notebooks/{notebook_path(k).name}"),
-                                    f"stage{k}.html")
+        if cell["cell_type"] == "markdown":
+            source = site_links(source)
         cells.append({"type": cell["cell_type"], "source": source, "outputs": outputs})
     return cells
+
+
+def site_links(markdown):
+    """A notebook's Markdown for this site: a link relative to notebooks/ goes to GitHub (the
+    site does not hold those files), and a link to another stage's notebook in Colab (not its
+    Open-in-Colab badge) goes to that stage's page."""
+    markdown = re.sub(r"\]\((?![a-z]+:|#)([^)\s]+)\)", lambda m: "](" + stages.github_url(
+        posixpath.normpath("notebooks/" + m.group(1))) + ")", markdown)
+    for k in range(len(stages.STAGE_FILES)):
+        colab = stages.colab_url(f"notebooks/{notebook_path(k).name}")
+        markdown = re.sub(r"(?<!\.svg\))\]\(" + re.escape(colab) + r"\)", f"](stage{k}.html)",
+                          markdown)
+    return markdown.replace(stages.site_url(), "")   # this site's own pages, relative
 
 
 def stdout_only(path):
@@ -214,7 +226,8 @@ def stage_page(i):
 <section class="notebook"><h2>The notebook: <code>{notebook}</code></h2>
 <p>Its text and code; each code cell runs here, in order, in one Python session (edit a cell,
 then run it). Until you run a cell, its output is the committed full run's.
-<button class="run-all" type="button">Run all cells</button></p>
+<button class="run-all" type="button">Run all cells</button>
+<button class="stop-notebook" type="button">Stop</button> <b class="notebook-status"></b></p>
 <div class="cells"></div>
 <script type="application/json" class="cells-data">{cells}</script>
 </section>"""

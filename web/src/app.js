@@ -5,7 +5,9 @@ import { marked } from "./marked.esm.js";
 
 let worker = null;
 let job = null;   // the running job: { sink, resolve }
-const statusLines = () => document.querySelectorAll(".status");
+let restarted = false;   // Python was restarted by Stop: the notebook's state is gone
+let ready = null;   // resolves when the current Python is ready
+const statusLines = () => document.querySelectorAll(".status, .notebook-status");
 
 function say(text) {
   for (const line of statusLines()) line.textContent = text;
@@ -13,13 +15,17 @@ function say(text) {
 
 function startPython(started = performance.now()) {
   document.body.dataset.python = "loading";
+  let nowReady;
+  ready = new Promise((resolve) => { nowReady = resolve; });
   worker = new Worker("worker.mjs", { type: "module" });
   worker.onmessage = ({ data }) => {
     if (data.type === "ready") {
       document.body.dataset.python = "ready";
       // from the page's navigation (the first) or from a restart after Stop
       document.body.dataset.readySeconds = ((performance.now() - started) / 1000).toFixed(2);
-      say(`Python ready (${data.seconds.toFixed(1)} s)`);
+      say(restarted ? "Python ready again after Stop: run the notebook's cells again from the top"
+        : `Python ready (${data.seconds.toFixed(1)} s)`);
+      nowReady();
     } else if (data.type === "fatal") {
       document.body.dataset.python = "failed";
       say(`Python could not start: ${data.message}`);
@@ -55,11 +61,18 @@ function run(message, sink) {   // a job for the worker; resolves to its exit st
   });
 }
 
+async function whenReady() {   // a click while Python loads waits for it, and says so
+  if (document.body.dataset.python === "loading") say("waiting for Python to load...");
+  await ready;
+}
+
 function stop() {
   if (!job) return;
   worker.terminate();
   const stopped = job;
   job = null;
+  stopped.sink.append(span("\n[stopped here: Python was ended and restarts]\n", "err"));
+  restarted = true;
   say("stopped: Python was ended; it restarts now (notebook cells must be run again)");
   startPython();
   stopped.resolve("stopped");
@@ -76,6 +89,8 @@ function setupRunner(section) {
     command.textContent = ["$ python", script, ...argv()].join(" ");
   };
   section.querySelector(".run").onclick = async () => {
+    if (job) return;
+    await whenReady();
     if (job) return;
     output.textContent = "";
     section.querySelectorAll("img").forEach((img) => img.remove());
@@ -117,10 +132,14 @@ function setupNotebook(section) {
       const output = document.createElement("pre");
       output.className = "output committed";
       const runCell = async () => {
+        await whenReady();
         div.querySelectorAll("img").forEach((img) => img.remove());
         output.textContent = "";
         output.className = "output";
-        return run({ kind: "cell", code: code.value }, output);
+        button.textContent = "running...";
+        const status = await run({ kind: "cell", code: code.value }, output);
+        button.textContent = "Run cell";
+        return status;
       };
       button.onclick = () => job || runCell();
       div.append(code, button, output);
@@ -132,13 +151,14 @@ function setupNotebook(section) {
     }
     container.append(div);
   }
+  section.querySelector(".stop-notebook").onclick = stop;
   section.querySelector(".run-all").onclick = async () => {
     if (job) return;
-    say("running the notebook...");
+    restarted = false;
     for (const [k, runCell] of runners.entries()) {
+      say(`running cell ${k + 1} of ${runners.length}...`);
       const status = await runCell();
       if (status === "stopped") return;
-      say(`ran cell ${k + 1} of ${runners.length}`);
     }
     say(`ran all ${runners.length} code cells`);
   };

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pytest
 
+import browser   # web/browser.py (pyproject's pytest pythonpath has tools/ and web/)
+import build_site as build   # web/build_site.py
 import stages
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "web"))
-import browser  # noqa: E402  (web/browser.py)
-import build_site as build  # noqa: E402  (web/build_site.py)
 
 SMALL = {"num_steps": 20, "num_samples": 3}   # every stage, in the page and in CPython
 # stage 1 prints the largest relative error of its hand-derived gradients against finite

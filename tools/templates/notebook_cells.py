@@ -15,7 +15,7 @@ import os
 import re
 import urllib.request
 
-GITHUB_REPO = '{{repo}}'   # from tools/repo.py: a fork edits it there
+GITHUB_REPO = '{{repo}}'   # a fork runs tools/repo.py --set owner/name to change it
 RAW_URL = f'https://raw.githubusercontent.com/{GITHUB_REPO}/{{branch}}/'
 SCRIPT = '{{script}}'
 NEEDED = {{needed}}
@@ -185,7 +185,7 @@ copy_settings = SETTINGS + COPY_SETTINGS
 import os
 import urllib.request
 
-GITHUB_REPO = '{{repo}}'   # from tools/repo.py: a fork edits it there
+GITHUB_REPO = '{{repo}}'   # a fork runs tools/repo.py --set owner/name to change it
 RAW_URL = f'https://raw.githubusercontent.com/{GITHUB_REPO}/{{branch}}/'
 NEEDED = ['data/names.txt', '{{script}}']
 

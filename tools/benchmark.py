@@ -153,8 +153,7 @@ def print_rows(rows, label):
 
 
 def write_json(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    stages.write_or_check(path, json.dumps(data, indent=1) + "\n", False, [])
     print(f"wrote {path.relative_to(stages.ROOT)}")
 
 

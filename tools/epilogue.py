@@ -3,8 +3,8 @@ buy, from here to production, and the learner's questions.
 
 Reads notebooks/prose/epilogue.md (its Markdown and ```python cells in order; the cells
 `# settings` and `# shared: ...` are the code the notebook, this tool and tests/test_epilogue.py
-all run), train5_adam.py, tools/templates/ (the header and setup cell in notebook_text.md and
-notebook_cells.py, the {{epi:KEY}} quotes in epilogue_quotes.toml), and the figures:
+all run), train5_adam.py, the header in tools/templates/notebook_text.md, the setup cell in
+notebooks/prose/cells.py, the {{epi:KEY}} quotes in tools/templates/epilogue_quotes.toml, and:
 benchmarks/experiments/figures.json for {{exp:KEY}}, benchmarks/epilogue.json for {{epi:KEY}}.
 --measure writes epilogue.json by running the shared cells at the notebook's settings, with the
 SHA-256 of the code it ran.
@@ -89,7 +89,7 @@ def build_notebook(root):
         "notebook_text.md", "epilogue_header", title=title, badge=stages.COLAB_BADGE,
         colab=stages.colab_url(NOTEBOOK), script=STAGE5, script_url=stages.github_url(STAGE5),
         teaches=teaches)
-    setup = stages.template("notebook_cells.py", "epilogue_setup", repo=stages.GITHUB_REPO,
+    setup = stages.template("notebooks/prose/cells.py", "epilogue_setup", repo=stages.GITHUB_REPO,
                             branch=stages.GITHUB_BRANCH, script=STAGE5)
     first = next(n for n, (kind, _, _) in enumerate(items) if kind == "code")
     items = [("md", header), *items[:first], ("code", setup), *items[first:]]

@@ -4,8 +4,9 @@ Writes: notebooks/exercises/exercisesN_*.ipynb (one handout per stage: its compa
 with the exercises' regions stubbed) and the exercise table of notebooks/exercises/README.md.
 Reads: tools/exercises.toml (the exercises: regions of the stage scripts found by their text,
 instructions, TODOs, plausible answers), the stage scripts, the companion notebooks
-notebooks/trainN_*.ipynb, tools/templates/handout_intro.md and exercise_cells.py, and the
-handouts' checks notebooks/exercises/checks/helpers.py and visible.py (copied as they are).
+notebooks/trainN_*.ipynb, tools/templates/handout_intro.md, and in notebooks/exercises/checks/
+the cells written around the course's code (cells.py) and the handouts' checks, helpers.py and
+visible.py (copied as they are).
 Written with json.dumps: nbformat's writer would store sources as lists of lines.
 
   python tools/exercises.py            write the handouts and the README table
@@ -27,7 +28,7 @@ ROOT = stages.ROOT
 TOOL = "tools/exercises.py"
 OUT_DIR = "notebooks/exercises"
 CHECKS_DIR = ROOT / OUT_DIR / "checks"   # course material: helpers.py, visible.py, probes.py
-CELLS = "exercise_cells.py"   # tools/templates/: the code written around the course's own
+CELLS = "notebooks/exercises/checks/cells.py"   # the code written around the course's own
 COMPANIONS = [name[:-len(".py")] + ".ipynb" for name in stages.STAGE_FILES]   # notebooks/
 GRADER_SECTIONS = ("training", "evaluation", "sampling")   # never run by the grader
 REQUIRED = {"id", "stage", "name", "title", "minutes", "goal", "instructions", "target"}

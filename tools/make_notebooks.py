@@ -1,10 +1,11 @@
 """Build notebooks/train*.ipynb, the companion notebooks, and their index notebooks/README.md.
 
 Reads each stage script, its prose notebooks/prose/<stage>.md, the figures of
-benchmarks/experiments/figures.json and the templates of tools/templates/: notebook_cells.py
-and notebook_text.md (the generated cells and Markdown), try_it.toml (the try-it cells, which
-may name an ablation of ablations.toml). A notebook is its stage script, unchanged and complete,
-cut into code cells, with the prose before (and pictures after) each part. A prose file
+benchmarks/experiments/figures.json, the generated cells notebooks/prose/cells.py (the
+notebooks' own code, beside their prose) and tools/templates/: notebook_text.md, try_it.toml
+(the try-it cells, which may name an ablation of ablations.toml). A notebook is its stage
+script, unchanged and complete, cut into code cells, with the prose before (and pictures after)
+each part. A prose file
 (stages.parse_prose) has '# title', the goal paragraph and a 'Teaches: ...' line, then
   ## <section>: <heading>   the prose of the script's section `# === <section> ===`
   ### <name>: <heading>     of the part of that section that starts by defining <name>
@@ -35,7 +36,7 @@ TOOL_VERSION = "3"   # bump when a change here alters what an executed notebook 
 NOTEBOOK_DIR = "notebooks"
 PROSE_DIR = "notebooks/prose"
 TOOL = "tools/make_notebooks.py"
-CELLS = "notebook_cells.py"   # templates in tools/templates/
+CELLS = "notebooks/prose/cells.py"   # the notebooks' generated cells, beside their prose
 TEXT = "notebook_text.md"
 TRY_IT = "try it"   # the pseudo-section of a prose file that introduces the try-it cell
 DEMO_FILES = {3: ["data/repeats.txt", "tools/attention_probe.py"]}   # stage 3's attention demo

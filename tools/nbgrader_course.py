@@ -2,11 +2,11 @@
 
   python tools/nbgrader_course.py DIR
 
-Writes: DIR/nbgrader_config.py (tools/templates/nbgrader_config.py) and, per stage,
+Writes: DIR/nbgrader_config.py (a part of notebooks/exercises/checks/cells.py) and, per stage,
 DIR/source/exercisesN_<name>/ with the handout (its solutions between nbgrader's markers) and
 data/names.txt. Reads: the handouts as tools/exercises.py builds them, the visible checks
 and the grader's probes (notebooks/exercises/checks/), compare.py (tools/exercise_checks/), the
-cells of tools/templates/exercise_cells.py, and the reference's answers to the probes (by
+cells of notebooks/exercises/checks/cells.py, and the reference's answers to the probes (by
 tools/grade.py's runner). Exercise cells are solution cells; each exercise has a visible and a
 hidden check cell (the grader's probe), half its points each; every other code cell is locked.
 """
@@ -112,7 +112,8 @@ def main(argv=None):
     parser.add_argument("dir", help="the course directory to write")
     out_dir = Path(parser.parse_args(argv).dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(stages.TEMPLATES / "nbgrader_config.py", out_dir / "nbgrader_config.py")
+    (out_dir / "nbgrader_config.py").write_text(
+        stages.template(exercises.CELLS, "nbgrader_config") + "\n", encoding="utf-8")
     for stage in range(len(stages.STAGE_FILES)):
         folder = out_dir / "source" / assignment_name(stage)
         (folder / "data").mkdir(parents=True, exist_ok=True)

@@ -361,18 +361,19 @@ TEMPLATE_SLOT = re.compile(r"^[ \t]*\{\{(\w+)\}\}\n|\{\{(\w+)\}\}", re.M)
 
 
 def template(name, part, **values):
-    """Part `part` of tools/templates/`name`: its lines after '# --- part: PART ---' (.py) or
-    '<!-- part: PART -->' (.md) up to the next such line, each {{key}} replaced by values[key]
-    (a line that is only {{key}} by the lines of its value, none for '')."""
-    pieces = TEMPLATE_PART.split((TEMPLATES / name).read_text(encoding="utf-8"))
+    """Part `part` of tools/templates/`name` (or of the file at the path `name` with a '/'): its
+    lines after '# --- part: PART ---' or '<!-- part: PART -->' up to the next such line, each
+    {{key}} replaced by values[key] (a line that is only {{key}} by the lines of its value)."""
+    name = f"tools/templates/{name}" if "/" not in name else name
+    pieces = TEMPLATE_PART.split((ROOT / name).read_text(encoding="utf-8"))
     parts = dict(zip(pieces[1::2], pieces[2::2]))
     if part not in parts:
-        raise CourseError(f"tools/templates/{name} has no part {part!r}")
+        raise CourseError(f"{name} has no part {part!r}")
 
     def fill(match):
         key = match.group(1) or match.group(2)
         if key not in values:
-            raise CourseError(f"tools/templates/{name} ({part}): no value for {{{{{key}}}}}")
+            raise CourseError(f"{name} ({part}): no value for {{{{{key}}}}}")
         value = str(values[key])
         return (value + "\n" if value else "") if match.group(1) else value
     text = parts[part].removeprefix("\n").rstrip("\n")
